@@ -1,0 +1,196 @@
+"""Shared robust statistics of one loss curve, computed once and read by every detector.
+
+Everything here is vectorized. Long curves are summarized in at most ``MAX_BINS`` bins
+(median of a strided sample, and the exact max of each bin), so a 10-million-step log costs a
+few passes over memory; curves shorter than that keep one bin per step. Trends live in log
+space when every finite loss is positive (losses that span decades), else in linear space.
+
+All statistics are functions of the curve's prefix up to its last point, so re-running on a
+growing log (the live monitor) gives exactly the batch answer for that prefix.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+MAX_BINS = 4096
+_SAMPLE_PER_BIN = 65
+_MAD = 1.4826
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A loss curve prepared for detection.
+
+    Parameters
+    ----------
+    steps : ndarray
+        The log's steps (any increasing numbers), one per loss value.
+    values : ndarray of float64
+        The training loss, non-finite values included.
+    lr : ndarray or None
+        The LR at each step where the log has it (NaN where not logged).
+    """
+
+    steps: np.ndarray
+    values: np.ndarray
+    lr: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ basic facts
+    @cached_property
+    def n(self) -> int:
+        return len(self.values)
+
+    @cached_property
+    def n_finite_prefix(self) -> int:
+        """Points before the first non-finite value (the part that can be trended)."""
+        bad = ~np.isfinite(self.values)
+        return int(np.argmax(bad)) if bad.any() else self.n
+
+    @cached_property
+    def x(self) -> np.ndarray:
+        """The finite prefix of the loss."""
+        return self.values[: self.n_finite_prefix]
+
+    @cached_property
+    def log_space(self) -> bool:
+        return bool(len(self.x)) and float(self.x.min()) > 0
+
+    def to_z(self, a):
+        """Values in trend space (log of the loss when it is positive)."""
+        return np.log(a) if self.log_space else np.asarray(a, dtype=np.float64)
+
+    def from_z(self, z):
+        return np.exp(z) if self.log_space else z
+
+    # ------------------------------------------------------------------ binning
+    @cached_property
+    def bin_size(self) -> int:
+        return max(1, -(-len(self.x) // MAX_BINS))
+
+    @cached_property
+    def _bins(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(median, max, index of each bin's first point) of the finite prefix."""
+        x, b = self.x, self.bin_size
+        if b == 1:
+            return x, x, np.arange(len(x))
+        m = len(x) // b
+        full = x[: m * b].reshape(m, b)
+        stride = max(1, b // _SAMPLE_PER_BIN)
+        med = np.median(full[:, ::stride], axis=1)
+        mx = full.max(axis=1)
+        starts = np.arange(m) * b
+        if m * b < len(x):
+            tail = x[m * b:]
+            med = np.append(med, np.median(tail))
+            mx = np.append(mx, tail.max())
+            starts = np.append(starts, m * b)
+        return med, mx, starts
+
+    @property
+    def bin_median(self) -> np.ndarray:
+        return self._bins[0]
+
+    @property
+    def bin_max(self) -> np.ndarray:
+        return self._bins[1]
+
+    @property
+    def bin_start(self) -> np.ndarray:
+        return self._bins[2]
+
+    @cached_property
+    def n_bins(self) -> int:
+        return len(self.bin_median)
+
+    # ------------------------------------------------------------------ trend and noise
+    @cached_property
+    def trend_window(self) -> int:
+        """Width of the running median, in bins: ~5% of the curve, at least 5, odd."""
+        return max(5, (self.n_bins // 20)) | 1
+
+    @cached_property
+    def trend(self) -> np.ndarray:
+        """Running median of the loss (in trend space), one value per bin."""
+        from scipy.ndimage import median_filter
+
+        z = self.to_z(self.bin_median)
+        if len(z) < 3:
+            return z
+        return median_filter(z, size=min(self.trend_window, len(z) | 1), mode="nearest")
+
+    @cached_property
+    def resid(self) -> np.ndarray:
+        """Bin medians minus the trend, in trend space."""
+        return self.to_z(self.bin_median) - self.trend
+
+    @cached_property
+    def noise(self) -> float:
+        """Robust scale (1.4826 * MAD) of the step-to-step scatter around the trend.
+
+        For binned curves this is estimated on a sample of raw points so that it keeps the
+        meaning of per-step minibatch noise.
+        """
+        if self.bin_size == 1:
+            r = self.resid
+        else:
+            idx = np.linspace(0, len(self.x) - 1, min(len(self.x), 20000)).astype(np.int64)
+            r = self.to_z(self.x[idx]) - self.trend[np.minimum(idx // self.bin_size,
+                                                                 self.n_bins - 1)]
+        if len(r) == 0:
+            return 0.0
+        return float(_MAD * np.median(np.abs(r - np.median(r))))
+
+    # ------------------------------------------------------------------ reference levels
+    @cached_property
+    def start_level(self) -> float:
+        """The loss the run started from (linear units).
+
+        The median of the first ~1% of points (3 to 25), but never above the very first
+        value: a blow-up in the first steps must not pass for the starting level.
+        """
+        x = self.x
+        if len(x) == 0:
+            return float("nan")
+        k = int(np.clip(len(x) // 100, 3, 25))
+        return float(min(np.median(x[:k]), x[0]))
+
+    def step_at(self, bin_index) -> np.ndarray:
+        """The log's step at the start of the given bin(s)."""
+        return self.steps[self.bin_start[np.asarray(bin_index)]]
+
+    @cached_property
+    def fraction(self) -> np.ndarray:
+        """Position of each bin in the run, 0 at the first point, 1 at the last."""
+        n = max(1, len(self.x) - 1)
+        return self.bin_start / n
+
+    @cached_property
+    def warmup_end(self) -> int | None:
+        """Index of the point where the LR peaks after rising, when the log shows warmup."""
+        if self.lr is None:
+            return None
+        lr = self.lr[: self.n]
+        fin = np.isfinite(lr)
+        if fin.sum() < 3:
+            return None
+        lrf = np.where(fin, lr, -np.inf)
+        peak = int(np.argmax(lrf))
+        first = lr[fin][0]
+        if peak == 0 or not (first < 0.5 * lr[peak]) or peak > 0.5 * self.n:
+            return None
+        return peak
+
+    @cached_property
+    def peak_lr(self) -> float | None:
+        if self.lr is None:
+            return None
+        fin = self.lr[np.isfinite(self.lr)]
+        return float(fin.max()) if len(fin) else None
+
+
+def fmt_step(v) -> str:
+    v = float(v)
+    return f"{int(v):d}" if v == int(v) else f"{v:g}"

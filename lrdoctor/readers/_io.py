@@ -1,0 +1,81 @@
+"""Small file helpers shared by the readers: peeking at content, gzip, binary checks."""
+from __future__ import annotations
+
+import gzip
+import zlib
+from pathlib import Path
+
+from lrdoctor.errors import LrDoctorError
+
+#: A line longer than this is not a training-log line (real ones are well under 64 KiB).
+MAX_LINE_BYTES = 1 << 20
+
+
+def is_gzip(path: Path) -> bool:
+    with open(path, "rb") as fh:
+        return fh.read(2) == b"\x1f\x8b"
+
+
+def head(path: Path, nbytes: int = 1 << 16) -> bytes:
+    """The first ``nbytes`` of the file's content (decompressed when it is gzip)."""
+    try:
+        if is_gzip(path):
+            with gzip.open(path, "rb") as fh:
+                return fh.read(nbytes)
+        with open(path, "rb") as fh:
+            return fh.read(nbytes)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise LrDoctorError(f"the gzip stream is truncated or corrupt ({exc}); "
+                            "copy the file again or decompress what is left with zcat",
+                            str(path)) from None
+
+
+def read_bytes(path: Path) -> bytes:
+    """The whole content, decompressed when gzip; a truncated gzip is a clear error."""
+    try:
+        if is_gzip(path):
+            with gzip.open(path, "rb") as fh:
+                return fh.read()
+        return path.read_bytes()
+    except (EOFError, OSError, zlib.error) as exc:
+        raise LrDoctorError(f"the gzip stream is truncated or corrupt ({exc}); "
+                            "copy the file again or decompress what is left with zcat",
+                            str(path)) from None
+
+
+def check_text(path: Path, sample: bytes) -> None:
+    """Refuse binary content with a line that says where it starts."""
+    nul = sample.find(b"\x00")
+    if nul >= 0:
+        raise LrDoctorError(f"binary content (a NUL byte at offset {nul}), not a text log; "
+                            "pass a CSV, TSV or JSON-lines loss log", str(path))
+    try:
+        sample.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(sample) - 4:  # not just a multi-byte character cut by the sample
+            raise LrDoctorError(f"binary content (invalid UTF-8 at byte {exc.start}), not a "
+                                "text log; pass a CSV, TSV or JSON-lines loss log",
+                                str(path)) from None
+
+
+def first_long_line(path: Path, limit: int = MAX_LINE_BYTES) -> tuple[int, int] | None:
+    """(line number, length) of the first line longer than ``limit`` bytes, else None."""
+    opener = gzip.open if is_gzip(path) else open
+    with opener(path, "rb") as fh:
+        lineno, length = 1, 0
+        while True:
+            chunk = fh.read(1 << 20)
+            if not chunk:
+                return (lineno, length) if length > limit else None
+            start = 0
+            while True:
+                nl = chunk.find(b"\n", start)
+                if nl < 0:
+                    length += len(chunk) - start
+                    break
+                length += nl - start
+                if length > limit:
+                    return lineno, length
+                lineno, length, start = lineno + 1, 0, nl + 1
+            if length > limit:
+                return lineno, length

@@ -1,0 +1,87 @@
+"""Turn named columns (from any tabular reader) into canonical histories."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from lrdoctor.errors import LrDoctorError
+from lrdoctor.history import History, from_columns
+from lrdoctor.readers import _columns as C
+
+
+class Selection:
+    """Which column plays which role, found by name or given by the user."""
+
+    def __init__(self, columns: list[str], *, step=None, metric=None, lr_column=None,
+                 source: str):
+        def need(name, override, flag):
+            if override is not None and name is None:
+                raise LrDoctorError(
+                    f"no column named {override!r} ({flag}); columns seen: {_seen(columns)}",
+                    source)
+            return name
+
+        self.step = need(C.find(columns, C.STEP, step), step, "--step")
+        self.loss = need(C.find(columns, C.LOSS, metric), metric, "--metric")
+        self.lr = need(C.find(columns, C.LR, lr_column, prefix="lr-"), lr_column,
+                       "--lr-column")
+        self.val = C.find(columns, C.VAL)
+        self.epoch = C.find(columns, C.EPOCH)
+        self.run = C.find(columns, C.RUN)
+        if self.loss is None:
+            raise LrDoctorError(
+                f"no loss column found; columns seen: {_seen(columns)}; "
+                "name the one to diagnose with --metric", source)
+        if self.step is None and self.epoch is not None and self.epoch != self.loss:
+            self.step = self.epoch  # per-epoch logs (Keras CSVLogger): the epoch is the step
+        self.available = [c for c in C.loss_like(columns) if c not in (self.loss,)]
+
+    def numeric(self) -> list[str]:
+        return [c for c in dict.fromkeys([self.step, self.loss, self.lr, self.val, self.epoch])
+                if c is not None]
+
+
+def _seen(columns: list[str], most: int = 25) -> str:
+    shown = ", ".join(repr(c) for c in columns[:most])
+    return shown + (f", ... ({len(columns)} in all)" if len(columns) > most else "")
+
+
+def build(sel: Selection, get: Callable[[str], tuple[np.ndarray, np.ndarray]],
+          runs: np.ndarray | None, *, path: str, notes: list[str] | None = None
+          ) -> list[History]:
+    """Histories from column getters.
+
+    ``get(name)`` returns ``(values_float64, present_mask)`` for one column. ``runs`` holds
+    the run name of each row when the table has a run column.
+    """
+    loss, loss_present = get(sel.loss)
+    if not loss_present.any():
+        raise LrDoctorError(f"column {sel.loss!r} has no values", path)
+    cols = {}
+    for role, name in (("step", sel.step), ("lr", sel.lr), ("val_loss", sel.val),
+                       ("epoch", sel.epoch)):
+        cols[role] = None if name is None else get(name)[0]
+    stem = Path(path).name
+    for suffix in (".gz", ".csv", ".tsv", ".jsonl", ".json", ".txt", ".log"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+    if runs is None:
+        return [from_columns(cols["step"], loss, logged=loss_present, lr=cols["lr"],
+                             val_loss=cols["val_loss"], epoch=cols["epoch"], run=stem,
+                             source=path, metric=sel.loss, available=sel.available,
+                             notes=notes)]
+    out = []
+    names, inverse = np.unique(runs.astype(str), return_inverse=True)
+    for k, name in enumerate(names):
+        rows = inverse == k
+        if not loss_present[rows].any():
+            continue
+        pick = (lambda a: None if a is None else a[rows])
+        out.append(from_columns(pick(cols["step"]), loss[rows], logged=loss_present[rows],
+                                lr=pick(cols["lr"]), val_loss=pick(cols["val_loss"]),
+                                epoch=pick(cols["epoch"]), run=str(name),
+                                source=f"{path}::{name}", metric=sel.loss,
+                                available=sel.available, notes=notes))
+    return out

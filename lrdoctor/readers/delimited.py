@@ -1,0 +1,126 @@
+"""CSV and TSV logs (also gzip-compressed), read with pyarrow's multi-threaded parser.
+
+Only the columns that play a role are converted. Empty cells are missing values (a
+validation row's empty training loss); ``nan``, ``NaN``, ``inf``, ``-inf``, ``Infinity`` are
+values the run wrote.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from lrdoctor.errors import LrDoctorError
+from lrdoctor.history import History
+from lrdoctor.readers import _io
+from lrdoctor.readers._table import Selection, build
+
+
+def sniff_delimiter(sample: str, path: Path) -> str:
+    first = sample.lstrip("\ufeff").splitlines()[0] if sample.strip() else ""
+    if path.name.lower().removesuffix(".gz").endswith(".tsv"):
+        return "\t"
+    counts = {d: first.count(d) for d in (",", "\t", ";")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
+def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    src = str(path)
+    sample = _io.head(path)
+    _io.check_text(path, sample)
+    text = sample.decode("utf-8", errors="replace")
+    if not text.strip():
+        raise LrDoctorError("the file is empty; it needs a header line and rows of losses", src)
+    sep = sniff_delimiter(text, path)
+    header_line = text.lstrip("\ufeff").splitlines()[0]
+    header = next(csv.reader(io.StringIO(header_line), delimiter=sep))
+    if len(header_line) >= len(text) - 1 and len(sample) >= (1 << 16):
+        _raise_long_line(path, limit=len(sample) - 1)
+    sel = Selection(header, step=step, metric=metric, lr_column=lr_column, source=src)
+    wanted = sel.numeric()
+    types = {c: pa.float64() for c in wanted}
+    include = wanted + ([sel.run] if sel.run else [])
+    if sel.run:
+        types[sel.run] = pa.string()
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(block_size=_io.MAX_LINE_BYTES * 4),
+            parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=include, column_types=types, null_values=[""],
+                strings_can_be_null=True, quoted_strings_can_be_null=True),
+        )
+    except pa.ArrowInvalid as exc:
+        msg = str(exc)
+        if "conversion error" in msg:
+            _raise_bad_cell(path, sep, header, wanted)
+        if "straddl" in msg or "block" in msg:
+            _raise_long_line(path)
+        if "Expected" in msg and "columns" in msg:
+            raise LrDoctorError(f"rows do not match the header: {msg.splitlines()[0]}; "
+                                "check the delimiter or a damaged line", src) from None
+        if "Empty CSV" in msg:
+            raise LrDoctorError("the file is empty; it needs a header line and rows of losses",
+                                src) from None
+        raise LrDoctorError(f"cannot parse as a delimited log: {msg.splitlines()[0]}",
+                            src) from None
+    except (EOFError, OSError) as exc:
+        raise LrDoctorError(f"the gzip stream is truncated or corrupt ({exc}); "
+                            "copy the file again or decompress what is left with zcat",
+                            src) from None
+    if table.num_rows == 0:
+        raise LrDoctorError("header only, no rows of losses yet", src)
+
+    def get(name):
+        col = table.column(name)
+        if col.null_count:
+            present = ~col.is_null().to_numpy(zero_copy_only=False)
+            values = col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        else:
+            values = col.to_numpy()
+            present = np.ones(len(values), dtype=bool)
+        return values, present
+
+    runs = None
+    if sel.run:
+        runs = np.asarray(table.column(sel.run).fill_null("").to_numpy(zero_copy_only=False))
+    return build(sel, get, runs, path=src)
+
+
+def _raise_bad_cell(path: Path, sep: str, header: list[str], wanted: list[str]) -> None:
+    """Find the first cell that is not a number (error path only: it re-reads as text)."""
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    table = pacsv.read_csv(
+        path, parse_options=pacsv.ParseOptions(delimiter=sep),
+        convert_options=pacsv.ConvertOptions(include_columns=wanted,
+                                              column_types={c: pa.string() for c in wanted},
+                                              null_values=[""], strings_can_be_null=True))
+    for name in wanted:
+        s = table.column(name).to_pandas()
+        num = pd.to_numeric(s.str.strip(), errors="coerce")
+        bad = s.notna() & num.isna() & ~s.str.strip().str.lower().isin(
+            ["nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity",
+             "-infinity"])
+        if bad.any():
+            row = int(np.argmax(bad.to_numpy()))
+            raise LrDoctorError(
+                f"line {row + 2}: column {name!r} holds {s.iloc[row]!r}, not a number; "
+                "fix or delete that line", str(path)) from None
+    raise LrDoctorError("a numeric column holds text that is not a number", str(path))
+
+
+def _raise_long_line(path: Path, limit: int = _io.MAX_LINE_BYTES) -> None:
+    found = _io.first_long_line(path, limit)
+    where = f"line {found[0]} is {found[1]:,} bytes long" if found else "a line is too long"
+    raise LrDoctorError(f"{where}, far longer than any training-log line; "
+                        "this does not look like a loss log", str(path)) from None

@@ -1,0 +1,105 @@
+"""JSON-lines logs (``.jsonl``, also gzip): one object per line, keys are column names.
+
+Python's ``json`` accepts the bare ``NaN``, ``Infinity`` and ``-Infinity`` that Python's own
+writers emit. Lines without the loss key (evaluation lines) are kept as unlogged rows. A last
+line cut off mid-write (a log still being written) is dropped with a note; a damaged line
+elsewhere is an error naming its line.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from lrdoctor.errors import LrDoctorError
+from lrdoctor.history import History
+from lrdoctor.readers import _io
+from lrdoctor.readers._table import Selection, build
+
+
+def parse_lines(path: Path) -> tuple[list[dict], list[str]]:
+    """The objects of a JSON-lines file, and notes on what was skipped."""
+    src = str(path)
+    data = _io.read_bytes(path)
+    _io.check_text(path, data[: 1 << 16])
+    text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
+    lines = text.splitlines()
+    numbered = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip()]
+    if not numbered:
+        raise LrDoctorError("the file is empty; it needs one JSON object per line", src)
+    longest = max(len(ln) for _, ln in numbered)
+    if longest > _io.MAX_LINE_BYTES:
+        lineno = next(i for i, ln in numbered if len(ln) == longest)
+        raise LrDoctorError(f"line {lineno} is {longest:,} bytes long, far longer than any "
+                            "training-log line; this does not look like a loss log", src)
+    notes: list[str] = []
+    try:
+        records = json.loads("[" + ",".join(ln for _, ln in numbered) + "]")
+    except json.JSONDecodeError:
+        records = []
+        for k, (lineno, ln) in enumerate(numbered):
+            try:
+                records.append(json.loads(ln))
+            except json.JSONDecodeError as exc:
+                if k == len(numbered) - 1 and k > 0:
+                    notes.append(f"the last line ({lineno}) is incomplete (a log still being "
+                                 "written?) and was skipped")
+                    break
+                raise LrDoctorError(f"line {lineno}: not valid JSON ({exc.msg} at column "
+                                    f"{exc.colno}); fix or delete that line", src) from None
+    bad = next((i for i, r in enumerate(records) if not isinstance(r, dict)), None)
+    if bad is not None:
+        raise LrDoctorError(f"line {numbered[bad][0]}: a JSON {type(records[bad]).__name__}, "
+                            "not an object of metric names and values", src)
+    return records, notes
+
+
+def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]:
+    src = str(path)
+    records, notes = parse_lines(path)
+    keys = list(dict.fromkeys(k for r in records for k in r))
+    return from_records(records, keys, src, notes, step=step, metric=metric,
+                        lr_column=lr_column)
+
+
+def from_records(records: list[dict], keys: list[str], src: str, notes: list[str], *,
+                 step=None, metric=None, lr_column=None) -> list[History]:
+    sel = Selection(keys, step=step, metric=metric, lr_column=lr_column, source=src)
+
+    def get(name):
+        raw = [r.get(name) for r in records]
+        present = np.fromiter((v is not None for v in raw), dtype=bool, count=len(raw))
+        try:
+            values = np.array([_num(v) for v in raw], dtype=np.float64)
+        except ValueError:
+            row = next(i for i, v in enumerate(raw) if _bad(v))
+            raise LrDoctorError(f"record {row + 1}: key {name!r} holds {raw[row]!r}, not a "
+                                "number; fix or delete that line", src) from None
+        return values, present
+
+    runs = None
+    if sel.run:
+        runs = np.array([str(r.get(sel.run, "")) for r in records])
+    return build(sel, get, runs, path=src, notes=notes)
+
+
+def _num(v) -> float:
+    if v is None:
+        return math.nan
+    if isinstance(v, bool):
+        raise ValueError
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, str):
+        return float(v)  # "nan", "inf", "Infinity" and numbers written as strings
+    raise ValueError
+
+
+def _bad(v) -> bool:
+    try:
+        _num(v)
+        return False
+    except ValueError:
+        return True
