@@ -149,13 +149,18 @@ class Curve:
         """The loss the run started from (linear units).
 
         The median of the first ~1% of points (3 to 25), but never above the very first
-        value: a blow-up in the first steps must not pass for the starting level.
+        value when the first steps blow up (a blow-up must not pass for the starting level).
         """
         x = self.x
         if len(x) == 0:
             return float("nan")
         k = int(np.clip(len(x) // 100, 3, 25))
-        return float(min(np.median(x[:k]), x[0]))
+        med = float(np.median(x[:k]))
+        return float(x[0]) if x[0] > 0 and med > 3 * x[0] else med
+
+    def trend_at(self, idx: np.ndarray) -> np.ndarray:
+        """The trend (linear units) at the given point indices of the finite prefix."""
+        return self.from_z(self.trend[np.minimum(idx // self.bin_size, self.n_bins - 1)])
 
     def step_at(self, bin_index) -> np.ndarray:
         """The log's step at the start of the given bin(s)."""

@@ -1,0 +1,123 @@
+"""Explosion (the loss jumps far above where it started) and divergence (it climbs back
+away from its running best and stays there)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lrdoctor.detect._curve import Curve, fmt_step
+from lrdoctor.finding import Finding
+
+
+@dataclass(frozen=True)
+class Explosion:
+    """Loss rising far above its starting level.
+
+    Parameters
+    ----------
+    factor : float, default 5.0
+        A point counts when the loss exceeds ``factor`` times the starting loss.
+    noise_sigmas : float, default 6.0
+        ... and lies more than this many robust noise units above it (so heavy-tailed
+        minibatch noise alone does not trigger it).
+    warmup_window : float, default 0.1
+        An explosion starting within this fraction of the run after the LR peak of a warmup
+        is reported as a blow-up right after warmup.
+    """
+
+    factor: float = 5.0
+    noise_sigmas: float = 6.0
+    warmup_window: float = 0.1
+
+    def __call__(self, curve: Curve) -> list[Finding]:
+        if curve.n_bins < 2:
+            return []
+        s0 = min(curve.start_level, float(curve.x[0])) if curve.log_space else curve.start_level
+        z0 = curve.to_z(s0)
+        if curve.log_space:
+            margin = max(np.log(self.factor), self.noise_sigmas * curve.noise)
+        else:
+            margin = max((self.factor - 1) * abs(s0), self.noise_sigmas * curve.noise)
+        zmax = curve.to_z(curve.bin_max)
+        over = zmax > z0 + margin
+        if not over.any():
+            return []
+        i0 = int(np.argmax(over))
+        i1 = len(over) - 1 - int(np.argmax(over[::-1]))
+        top = float(curve.bin_max.max())
+        end = None if i1 == curve.n_bins - 1 else curve.step_at(i1)
+        ratio = top / s0 if s0 > 0 else float("inf")
+        sev = float(np.clip(np.log10(max(ratio, 1.0)) / 2.0, 0.4, 1.0))
+        msg = (f"loss jumps to {top:.3g}, {ratio:.0f}x its starting {s0:.3g}, "
+               f"at step {fmt_step(curve.step_at(i0))}")
+        ev = {"peak": top, "start_level": s0, "ratio": ratio, "n_bins_over": int(over.sum())}
+        w = curve.warmup_end
+        if w is not None:
+            i_pt = curve.bin_start[i0]
+            if w - self.warmup_window * curve.n <= i_pt <= w + self.warmup_window * curve.n:
+                ev["after_warmup"] = True
+                ev["warmup_end_step"] = float(curve.steps[w])
+                msg += f", right where warmup ends (step {fmt_step(curve.steps[w])})"
+        return [Finding("explosion", curve.step_at(i0), end, sev, msg, ev)]
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """The trend leaves its running best far behind and stays there.
+
+    Parameters
+    ----------
+    rebound : float, default 0.3
+        A bin counts as diverged when the trend has climbed back more than this share of the
+        way from its running best to the starting level (linear units), or ends above the
+        starting level.
+    min_fraction : float, default 0.1
+        ... for an unbroken stretch of at least this share of the run.
+    min_progress : float, default 0.2
+        Climbing back counts only after the loss came at least this share below its start.
+    """
+
+    rebound: float = 0.3
+    min_fraction: float = 0.1
+    min_progress: float = 0.2
+
+    def __call__(self, curve: Curve) -> list[Finding]:
+        if curve.n_bins < 10:
+            return []
+        s0 = curve.start_level
+        level = curve.from_z(curve.trend)
+        best = np.minimum.accumulate(level)
+        gap = np.maximum(s0 - best, 1e-12 * max(abs(s0), 1e-300))
+        climbed = (level - best) / gap
+        # a climb must stand out of the trend's own wobble (noise of a running median)
+        margin = np.abs(curve.from_z(best_z := np.minimum.accumulate(curve.trend)) -
+                        curve.from_z(best_z + 4 * curve.noise / np.sqrt(
+                            max(curve.trend_window * curve.bin_size, 1))))
+        made_progress = (s0 - best) > self.min_progress * abs(s0)
+        bad = ((climbed > self.rebound) & made_progress & (level - best > margin)) | \
+              (level > s0 + margin + 0.1 * abs(s0))
+        if not bad.any():
+            return []
+        # unbroken stretches of diverged bins
+        edges = np.diff(np.concatenate(([0], bad.astype(np.int8), [0])))
+        starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+        frac = curve.fraction
+        out = []
+        for a, b in zip(starts, stops):  # a handful of stretches, not steps
+            span = frac[b - 1] - frac[a] if b - 1 > a else 0.0
+            if span < self.min_fraction and b != curve.n_bins:
+                continue
+            if b == curve.n_bins and span < self.min_fraction / 2:
+                continue
+            worst = float(climbed[a:b].max())
+            sev = float(np.clip(worst, 0.4, 1.0))
+            end = None if b == curve.n_bins else curve.step_at(b - 1)
+            best_at = float(best[a])
+            out.append(Finding(
+                "divergence", curve.step_at(a), end, sev,
+                f"loss climbs from its best {best_at:.3g} back to {float(level[a:b].max()):.3g} "
+                f"(starting level {s0:.3g}) from step {fmt_step(curve.step_at(a))}"
+                + (" and stays there" if end is None else f" to {fmt_step(end)}"),
+                {"best": best_at, "climbed": worst, "rebound": self.rebound}))
+        return out

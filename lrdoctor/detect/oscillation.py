@@ -1,0 +1,78 @@
+"""Oscillation: sustained swings late in the run that undo much of the progress made."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lrdoctor.detect._curve import Curve, fmt_step
+from lrdoctor.finding import Finding
+
+
+@dataclass(frozen=True)
+class Oscillation:
+    """Swings of the loss that reach back toward where it started.
+
+    Ordinary minibatch noise scatters around a trend that has come down; an LR that is too
+    high makes the loss swing back up by a large share of the progress itself. The measure
+    is ``(q90 - median) / (start - median)`` over the late part of the run (linear units).
+
+    Parameters
+    ----------
+    min_swing : float, default 0.5
+        Report when the upper swing is at least this share of the progress made.
+    late : float, default 0.5
+        The share of the run, counted from its end, that is examined.
+    min_progress : float, default 0.2
+        Only runs whose late median is at least this share below the start are examined
+        (a run that never came down is a plateau, not an oscillation).
+    """
+
+    min_swing: float = 0.5
+    late: float = 0.5
+    min_progress: float = 0.2
+
+    def __call__(self, curve: Curve) -> list[Finding]:
+        x = curve.x
+        if len(x) < 20:
+            return []
+        i0 = int(len(x) * (1 - self.late))
+        idx = np.arange(i0, len(x), max(1, (len(x) - i0) // 200_000))
+        level = curve.trend_at(idx)
+        r = x[idx] - level
+        med = float(np.median(level))
+        lo, q90 = np.quantile(r, [0.5, 0.9])
+        s0 = curve.start_level
+        progress = s0 - med
+        if progress < self.min_progress * abs(s0):
+            return []
+        swing = float((q90 - lo) / progress)
+        if swing < self.min_swing:
+            return []
+        period = _dominant_period(curve, i0)
+        sev = float(np.clip(swing, 0.4, 1.0))
+        msg = (f"loss swings by {100 * swing:.0f}% of its progress around its trend from "
+               f"step {fmt_step(curve.steps[i0])} on")
+        if period:
+            msg += f", with a period of about {period:.0f} steps"
+        return [Finding("oscillation", curve.steps[i0], None, sev, msg,
+                        {"swing": swing, "median": float(med), "q90": float(q90),
+                         "period_steps": period})]
+
+
+def _dominant_period(curve: Curve, i0: int) -> float | None:
+    """A periodic component of the late residuals, when one stands out of the spectrum."""
+    from scipy.signal import welch
+
+    b0 = int(np.searchsorted(curve.bin_start, i0))
+    r = curve.resid[b0:]
+    if len(r) < 32:
+        return None
+    f, p = welch(r, nperseg=min(256, len(r)))
+    if len(p) < 4:
+        return None
+    k = 1 + int(np.argmax(p[1:]))
+    if p[k] < 8 * np.median(p[1:]):
+        return None
+    step_per_bin = curve.bin_size * float(np.median(np.diff(curve.steps[:1000])) or 1.0)
+    return float(step_per_bin / f[k])

@@ -1,0 +1,69 @@
+"""Plateau and slow progress: stuck from the start, or creeping down too slowly."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lrdoctor.detect._curve import Curve, fmt_step
+from lrdoctor.finding import Finding
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How much and how fast the loss came down.
+
+    Parameters
+    ----------
+    min_progress : float, default 0.1
+        A run whose trend ends less than this share below its starting loss has a
+        ``plateau`` (it barely moved).
+    slow_half : float, default 0.1
+        A run that needed more than this share of its length (after any warmup) to make half
+        of its progress is ``slow``: with a good Adam LR the bulk of the drop comes early.
+    still_falling : float, default 0.3
+        A run that made more than this share of its progress in its last quarter is also
+        ``slow``: it was still coming down steeply when it stopped.
+    """
+
+    min_progress: float = 0.1
+    slow_half: float = 0.1
+    still_falling: float = 0.3
+
+    def __call__(self, curve: Curve) -> list[Finding]:
+        if curve.n_bins < 10:
+            return []
+        s0 = curve.start_level
+        level = curve.from_z(curve.trend)
+        end = float(level[-1])
+        drop = s0 - end
+        progress = drop / abs(s0) if s0 else 0.0
+        first = curve.steps[0]
+        if progress < self.min_progress:
+            sev = float(np.clip(1 - max(progress, 0) / self.min_progress, 0.4, 1.0))
+            return [Finding(
+                "plateau", first, None, sev,
+                f"loss barely moves: from {s0:.3g} to {end:.3g} "
+                f"({100 * progress:+.1f}%) over {len(curve.x)} points",
+                {"progress": progress, "start_level": s0, "end_level": end})]
+        frac = curve.fraction
+        half = int(np.argmax(level <= s0 - 0.5 * drop))
+        w = curve.warmup_end
+        t_w = (w / max(1, len(curve.x) - 1)) if w is not None else 0.0
+        t_half = max(0.0, float(frac[half]) - t_w)
+        if t_half > self.slow_half:
+            sev = float(np.clip((t_half - self.slow_half) / (0.5 - self.slow_half), 0.3, 1.0))
+            return [Finding(
+                "slow", first, None, sev,
+                f"loss creeps down: half of its drop ({s0:.3g} -> {end:.3g}) took "
+                f"{100 * t_half:.0f}% of the run (step {fmt_step(curve.step_at(half))})",
+                {"t_half": t_half, "progress": progress})]
+        q3 = int(np.searchsorted(frac, 0.75))
+        late = float((level[min(q3, len(level) - 1)] - end) / drop)
+        if late > self.still_falling:
+            sev = float(np.clip(late, 0.3, 1.0))
+            return [Finding(
+                "slow", curve.step_at(q3), None, sev,
+                f"loss still falling steeply at the end: {100 * late:.0f}% of its drop came "
+                f"in the last quarter of the run", {"late_share": late, "progress": progress})]
+        return []

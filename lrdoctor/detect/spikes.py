@@ -1,0 +1,58 @@
+"""Spikes: isolated excursions far above the local trend."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from lrdoctor.detect._curve import Curve, fmt_step
+from lrdoctor.finding import Finding
+
+
+@dataclass(frozen=True)
+class Spikes:
+    """Points far above the running-median trend, robust to heavy-tailed minibatch noise.
+
+    Parameters
+    ----------
+    sigmas : float, default 8.0
+        A point is a spike when it lies more than this many robust noise units (1.4826 MAD
+        of the scatter around the trend) above the trend ...
+    min_ratio : float, default 3.0
+        ... and more than this factor above it (log-space curves).
+    rate : float, default 0.005
+        Spike events per point at which severity reaches 0.5 (the level at which the verdict
+        counts them as instability).
+    """
+
+    sigmas: float = 8.0
+    min_ratio: float = 3.0
+    rate: float = 0.005
+
+    def __call__(self, curve: Curve) -> list[Finding]:
+        x = curve.x
+        if curve.n_bins < 10:
+            return []
+        if curve.log_space:
+            margin = max(self.sigmas * curve.noise, np.log(self.min_ratio))
+        else:
+            margin = self.sigmas * curve.noise
+        limit = curve.from_z(curve.trend + margin)
+        b = curve.bin_size
+        lim = limit if b == 1 else np.repeat(limit, b)[: len(x)]
+        if len(lim) < len(x):
+            lim = np.concatenate((lim, np.full(len(x) - len(lim), limit[-1])))
+        mask = x > lim
+        if not mask.any():
+            return []
+        rises = np.flatnonzero(np.diff(np.concatenate(([False], mask)).astype(np.int8)) == 1)
+        events = len(rises)
+        rate = events / len(x)
+        sev = float(np.clip(0.5 * rate / self.rate, 0.05, 1.0))
+        top = float(x[mask].max())
+        steps = curve.steps[rises]
+        return [Finding(
+            "spike", steps[0], steps[-1] if events > 1 else steps[0], sev,
+            f"{events} spike(s) far above the trend ({1000 * rate:.1f} per 1000 steps; "
+            f"highest {top:.3g}), first at step {fmt_step(steps[0])}",
+            {"count": events, "rate": rate, "steps": steps[:200].tolist(), "highest": top})]

@@ -1,0 +1,234 @@
+"""Weigh the findings into one verdict, and the :class:`Diagnosis` every front end renders."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lrdoctor import detect
+from lrdoctor.errors import LrDoctorError
+from lrdoctor.finding import Finding
+from lrdoctor.history import History, from_columns
+from lrdoctor.rules import Recommendation, recommend
+
+#: Kinds that say the LR is too high, strongest first.
+HIGH = ("nonfinite", "explosion", "divergence", "oscillation", "spike")
+#: Kinds that say it is too low.
+LOW = ("plateau", "slow")
+#: Fewer points than this: verdict ``unknown``.
+MIN_POINTS = 20
+#: Spikes alone make the verdict only from this severity on (see ``Spikes.rate``).
+SPIKE_SEVERITY = 0.5
+
+
+@dataclass
+class Diagnosis:
+    """The result of analyzing one run: findings, verdict and recommendation.
+
+    Attributes
+    ----------
+    run, source, metric : str
+    history : History
+    findings : list of Finding
+    verdict : str
+        ``too_high``, ``too_low``, ``ok`` or ``unknown``.
+    recommendation : Recommendation
+    current_lr : float or None
+    notes : list of str
+        What reading and diagnosing noticed beyond the findings.
+    """
+
+    run: str
+    source: str
+    metric: str
+    history: History
+    findings: list[Finding]
+    verdict: str
+    recommendation: Recommendation
+    current_lr: float | None
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        """The run object of ``lrdoctor analyze --format json`` (docs/json_contract.md)."""
+        loss = self.history.loss
+        steps = loss.index.to_numpy()
+
+        def num(v):
+            v = float(v)
+            return int(v) if v == int(v) and abs(v) < 2**53 else v
+
+        return {
+            "source": self.source,
+            "run": self.run,
+            "metric": self.metric,
+            "n_points": int(len(loss)),
+            "first_step": num(steps[0]) if len(steps) else None,
+            "last_step": num(steps[-1]) if len(steps) else None,
+            "current_lr": self.current_lr,
+            "findings": [f.to_dict() for f in self.findings],
+            "verdict": self.verdict,
+            "recommendation": self.recommendation.to_dict(),
+            "notes": list(self.notes),
+            "other_metrics": list(self.history.available),
+        }
+
+    def plot(self, ax=None, **kwargs):
+        """Draw the annotated figure on ``ax`` (a new Figure when None); returns the Axes."""
+        from lrdoctor.plot import plot_diagnosis
+
+        return plot_diagnosis(self, ax=ax, **kwargs)
+
+    def summary(self) -> str:
+        from lrdoctor.render import text_report
+
+        return text_report([self], [], color=False)
+
+    def _repr_html_(self) -> str:
+        from lrdoctor.render import html_summary
+
+        return html_summary(self)
+
+    def __repr__(self) -> str:
+        r = self.recommendation
+        return (f"Diagnosis(run={self.run!r}, verdict={self.verdict!r}, action={r.action!r}, "
+                f"suggested_lr={r.suggested_lr!r}, findings={[f.kind for f in self.findings]})")
+
+
+def _current_lr(history: History, lr: float | None) -> float | None:
+    if lr is not None:
+        return float(lr)
+    s = history.lr
+    if s is None:
+        return None
+    v = s.to_numpy()
+    v = v[np.isfinite(v)]
+    return float(v.max()) if len(v) and v.max() > 0 else None
+
+
+def _schedule(curve: detect.Curve, findings: list[Finding]) -> dict:
+    lr = curve.lr
+    out: dict = {"constant": True, "has_warmup": curve.warmup_end is not None}
+    if lr is not None:
+        fin = lr[np.isfinite(lr)]
+        if len(fin) > 1 and fin.min() < 0.95 * fin.max():
+            out["constant"] = False
+    for f in findings:
+        if f.evidence.get("after_warmup"):
+            out["after_warmup"] = True
+            out["warmup_end_step"] = f.evidence["warmup_end_step"]
+    # noisy late: the minibatch scatter in the last fifth is large against the level
+    if curve.n_bins >= 20 and curve.log_space:
+        out["noisy_late"] = bool(curve.noise > 0.5)
+    return out
+
+
+def weigh(findings: list[Finding], n_points: int) -> tuple[str, Finding | None]:
+    """The verdict and the finding that decided it."""
+    if n_points < MIN_POINTS:
+        return "unknown", None
+    high = [f for f in findings if f.kind in HIGH
+            and (f.kind != "spike" or f.severity >= SPIKE_SEVERITY)]
+    if high:
+        return "too_high", min(high, key=lambda f: (HIGH.index(f.kind), -f.severity))
+    low = [f for f in findings if f.kind in LOW]
+    if low:
+        return "too_low", max(low, key=lambda f: f.severity)
+    return "ok", None
+
+
+def diagnose_history(history: History, *, lr: float | None = None, context: str = "scratch",
+                     detectors: dict | None = None) -> Diagnosis:
+    """Run the detectors on one History and apply the rules."""
+    loss = history.loss
+    n = len(loss)
+    lr_col = history.frame["lr"].to_numpy()[history.frame["logged"].to_numpy()]
+    curve = detect.Curve(steps=loss.index.to_numpy(), values=loss.to_numpy(np.float64),
+                         lr=None if np.isnan(lr_col).all() else lr_col)
+    notes = list(history.notes)
+    if n < MIN_POINTS:
+        findings: list[Finding] = []
+        notes.append(f"{n} point(s) of {history.metric!r}; at least {MIN_POINTS} are needed "
+                     "to judge the LR")
+    else:
+        findings = detect.run(curve, detectors)
+    verdict, cause = weigh(findings, n)
+    if verdict == "too_high" and cause is not None and cause.kind != "plateau" and any(
+            f.kind == "plateau" for f in findings):
+        notes.append("the loss is stuck high after the blow-up: the LR is too high, "
+                     "not too low")
+    current = _current_lr(history, lr)
+    sched = _schedule(curve, findings)
+    rec = recommend(verdict, cause=cause.kind if cause else verdict,
+                    severity=cause.severity if cause else 0.0, current_lr=current,
+                    context=context, schedule=sched)
+    return Diagnosis(run=history.run, source=history.source, metric=history.metric,
+                     history=history, findings=findings, verdict=verdict,
+                     recommendation=rec, current_lr=current, notes=notes)
+
+
+def diagnose(data, *, step=None, loss=None, lr=None, context: str = "scratch",
+             detectors: dict | None = None, run: str = "run") -> Diagnosis:
+    """Diagnose a loss history you already have in memory.
+
+    Parameters
+    ----------
+    data : History, pandas.DataFrame, pandas.Series or array-like
+        A Series is the loss indexed by step. A DataFrame needs a loss column (found by
+        name, or given as ``loss=``) and may have step and LR columns.
+    step, loss : str, optional
+        Column names in a DataFrame.
+    lr : float or str, optional
+        The current LR (a number), or the name of a DataFrame's LR column.
+    context : {'scratch', 'finetune'}
+    detectors : dict, optional
+        From :func:`lrdoctor.detect.default_detectors` with your thresholds.
+    """
+    lr_value = lr if isinstance(lr, (int, float)) or lr is None else None
+    if isinstance(data, History):
+        hist = data
+    elif isinstance(data, pd.DataFrame):
+        from lrdoctor.readers._table import Selection, build
+
+        cols = [str(c) for c in data.columns]
+        df = data.copy()
+        df.columns = cols
+        if step is None and df.index.name and df.index.name not in cols:
+            df = df.reset_index()
+            cols = [str(c) for c in df.columns]
+            step = step or (df.columns[0] if df.columns[0] in ("step", df.index.name) else None)
+        sel = Selection(cols, step=step, metric=loss,
+                        lr_column=lr if isinstance(lr, str) else None, source=run)
+
+        def get(name):
+            v = pd.to_numeric(df[name], errors="coerce").to_numpy(np.float64)
+            return v, df[name].notna().to_numpy()
+
+        hist = build(sel, get, None, path=run)[0]
+        hist.run = run
+    else:
+        s = data if isinstance(data, pd.Series) else pd.Series(np.asarray(data, dtype=float))
+        idx = s.index.to_numpy()
+        if idx.dtype.kind not in "iuf":
+            idx = np.arange(len(s))
+        hist = from_columns(idx, s.to_numpy(np.float64), run=run, source=run,
+                            metric=str(s.name) if s.name is not None else "loss")
+    return diagnose_history(hist, lr=lr_value, context=context, detectors=detectors)
+
+
+def analyze(path, *, lr: float | None = None, context: str = "scratch", step=None,
+            metric=None, lr_column=None, format=None, detectors=None) -> list[Diagnosis]:
+    """Read a log file (every run it holds) and diagnose each run.
+
+    Raises
+    ------
+    LrDoctorError
+        When the file cannot be read; the message names the file, the place and the fix.
+    """
+    from lrdoctor.readers import read
+
+    if not Path(path).exists():
+        raise LrDoctorError("no such file; check the path", str(path))
+    hists = read(path, format=format, step=step, metric=metric, lr_column=lr_column)
+    return [diagnose_history(h, lr=lr, context=context, detectors=detectors) for h in hists]
