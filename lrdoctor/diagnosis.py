@@ -18,7 +18,7 @@ HIGH = ("nonfinite", "explosion", "divergence", "oscillation", "spike")
 #: Kinds that say it is too low.
 LOW = ("plateau", "slow")
 #: Fewer points than this: verdict ``unknown``.
-MIN_POINTS = 20
+MIN_POINTS = 10
 #: Spikes alone make the verdict only from this severity on (see ``Spikes.rate``).
 SPIKE_SEVERITY = 0.5
 

@@ -120,7 +120,7 @@ def recommend(verdict: str, *, cause: str, severity: float, current_lr: float | 
         lo, hi = ctx["search"]
         if context == "scratch" and check > VERY_LARGE:
             notes.append(f"{check:g} is above 1e-2, which is very large for Adam")
-        elif check > hi or check < lo:
+        elif check > hi * 1.01 or check < lo * 0.99:
             notes.append(f"{check:g} is outside the {context} range {lo:g}-{hi:g} of the "
                          "rules")
     return Recommendation(action, tuple(factor), suggested, rule, notes)

@@ -148,13 +148,13 @@ class Curve:
     def start_level(self) -> float:
         """The loss the run started from (linear units).
 
-        The median of the first ~1% of points (3 to 25), but never above the very first
+        The median of the first ~1% of points (1 to 25), but never above the very first
         value when the first steps blow up (a blow-up must not pass for the starting level).
         """
         x = self.x
         if len(x) == 0:
             return float("nan")
-        k = int(np.clip(len(x) // 100, 3, 25))
+        k = int(np.clip(len(x) // 100, 1, 25))
         med = float(np.median(x[:k]))
         return float(x[0]) if x[0] > 0 and med > 3 * x[0] else med
 

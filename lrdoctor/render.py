@@ -1,0 +1,117 @@
+"""Renderers: the terminal report, the JSON document and the notebook summary.
+
+They only format what they are given (Diagnosis objects and errors).
+"""
+from __future__ import annotations
+
+import html
+import json
+import math
+
+from lrdoctor._version import __version__
+from lrdoctor.errors import LrDoctorError
+
+HEADLINE = {
+    "too_high": "LR too high",
+    "too_low": "LR too low",
+    "ok": "LR looks fine",
+    "unknown": "not enough data",
+}
+_COLOR = {"too_high": "31", "too_low": "33", "ok": "32", "unknown": "90"}
+
+
+def _lr(v) -> str:
+    return "unknown" if v is None else f"{v:.3g}"
+
+
+def advice_line(d) -> str:
+    r = d.recommendation
+    if r.action == "keep":
+        what = "keep" + (f" {_lr(d.current_lr)}" if d.current_lr is not None else "")
+    else:
+        what = f"{r.action} {r.factor[0]:g}-{r.factor[1]:g}x"
+        if r.suggested_lr is not None:
+            what += f": {_lr(d.current_lr)} -> {_lr(r.suggested_lr)}"
+    return f"{what}   (rule: {r.rule})"
+
+
+def text_report(diagnoses: list, errors: list[LrDoctorError], *, color: bool = False) -> str:
+    """Verdict first, then the evidence, then the advice; plain text when piped."""
+    def paint(s, verdict):
+        return f"\033[1;{_COLOR[verdict]}m{s}\033[0m" if color else s
+
+    out = []
+    for d in diagnoses:
+        loss = d.history.loss
+        head = paint(HEADLINE[d.verdict].upper(), d.verdict)
+        out.append(f"{head}  {d.source}")
+        span = ""
+        if len(loss):
+            span = f", steps {loss.index[0]:g}..{loss.index[-1]:g}"
+        out.append(f"  run {d.run!r}: {len(loss)} points of {d.metric!r}{span}; "
+                   f"LR {_lr(d.current_lr)}")
+        for f in d.findings:
+            where = f"{f.start:g}" if f.start is not None else "?"
+            where += "..end" if f.end is None else (f"..{f.end:g}" if f.end != f.start else "")
+            out.append(f"  - {f.kind:<11} steps {where:<16} severity {f.severity:.2f}  "
+                       f"{f.message}")
+        if not d.findings and d.verdict == "ok":
+            out.append("  - no instability, plateau or slow progress found")
+        out.append(f"  => {advice_line(d)}")
+        for n in d.recommendation.notes + d.notes:
+            out.append(f"     note: {n}")
+        if d.history.available:
+            shown = ", ".join(d.history.available[:6])
+            more = "" if len(d.history.available) <= 6 else ", ..."
+            out.append(f"     other loss columns: {shown}{more} (choose with --metric)")
+        out.append("")
+    if len(diagnoses) > 1:
+        out.append(f"{len(diagnoses)} runs: " + ", ".join(
+            f"{sum(d.verdict == v for d in diagnoses)} {v}"
+            for v in ("too_high", "too_low", "ok", "unknown")
+            if any(d.verdict == v for d in diagnoses)))
+    return "\n".join(out).rstrip() + "\n" if out else ""
+
+
+def _clean(o):
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    return o
+
+
+def json_document(diagnoses: list, errors: list[LrDoctorError]) -> str:
+    """The document of docs/json_contract.md (strict JSON: no NaN/Infinity tokens)."""
+    doc = {"lrdoctor": __version__,
+           "runs": [d.to_dict() for d in diagnoses],
+           "errors": [{"source": e.source, "message": e.message} for e in errors]}
+    return json.dumps(_clean(doc), indent=2, allow_nan=False)
+
+
+def html_summary(d) -> str:
+    """A compact HTML block for Jupyter: verdict, advice, findings and the figure."""
+    import base64
+    import io
+
+    e = html.escape
+    rows = "".join(
+        f"<tr><td>{e(f.kind)}</td><td>{e(str(f.start))}</td><td>{e(str(f.end))}</td>"
+        f"<td>{f.severity:.2f}</td><td>{e(f.message)}</td></tr>" for f in d.findings)
+    img = ""
+    try:
+        ax = d.plot()
+        buf = io.BytesIO()
+        ax.figure.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+        img = ('<img style="max-width:640px" src="data:image/png;base64,'
+               + base64.b64encode(buf.getvalue()).decode() + '"/>')
+    except Exception:  # a figure is a nicety here; the text carries the diagnosis
+        img = ""
+    return (f"<div><b>{e(HEADLINE[d.verdict])}</b> &mdash; {e(d.source)}<br/>"
+            f"{e(advice_line(d))}<br/>"
+            + "".join(f"<i>note: {e(n)}</i><br/>" for n in d.recommendation.notes + d.notes)
+            + (f"<table><tr><th>kind</th><th>start</th><th>end</th><th>severity</th>"
+               f"<th>message</th></tr>{rows}</table>" if rows else "")
+            + img + "</div>")
