@@ -77,6 +77,11 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
                             src) from None
     if table.num_rows == 0:
         raise LrDoctorError("header only, no rows of losses yet", src)
+    if path.stat().st_size > _io.MAX_LINE_BYTES and \
+            path.stat().st_size / (table.num_rows + 1) > _io.MAX_LINE_BYTES / 4:
+        found = _io.first_long_line(path)  # only for files with suspiciously few lines
+        if found:
+            _raise_long_line(path)
 
     def get(name):
         col = table.column(name)

@@ -1,0 +1,92 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lrdoctor.cli import main
+
+from conftest import SAMPLES
+
+
+def run(args, capsys):
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_text_report_verdict_first_then_evidence_then_advice(capsys):
+    code, out, err = run(["analyze", str(SAMPLES / "nan_lr5.csv")], capsys)
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith("LR TOO HIGH")
+    assert any(l.strip().startswith("- nonfinite") for l in lines)
+    assert any(l.strip().startswith("=> lower 5-10x: 5 -> ") for l in lines)
+    assert "\033[" not in out  # plain when piped
+
+
+def test_json_matches_the_contract(capsys):
+    code, out, _ = run(["analyze", str(SAMPLES), "--format", "json"], capsys)
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["lrdoctor"] == "0.1.0" and doc["errors"] == []
+    assert len(doc["runs"]) == len(list(SAMPLES.glob("*.csv")))
+    keys = {"source", "run", "metric", "n_points", "first_step", "last_step", "current_lr",
+            "findings", "verdict", "recommendation"}
+    for r in doc["runs"]:
+        assert keys <= set(r)
+        assert r["verdict"] in ("too_high", "too_low", "ok", "unknown")
+        rec = r["recommendation"]
+        assert set(rec) >= {"action", "factor", "suggested_lr", "rule", "notes"}
+        assert rec["action"] in ("lower", "raise", "keep")
+        for f in r["findings"]:
+            assert set(f) == {"kind", "start", "end", "severity", "message"}
+            assert 0 <= f["severity"] <= 1
+    by = {r["run"]: r for r in doc["runs"]}
+    assert by["too_low_lr1e-6"]["recommendation"]["action"] == "raise"
+    assert by["healthy_lr1e-3"]["verdict"] == "ok"
+    assert by["divergence_lr1"]["verdict"] == "too_high"
+
+
+def test_bad_inputs_reported_others_still_analyzed(tmp_path, capsys):
+    bad = tmp_path / "broken.csv"
+    bad.write_text("step,loss\n0,1\n1,abc\n")
+    code, out, err = run(["analyze", str(bad), str(SAMPLES / "healthy_lr1e-3.csv"),
+                          str(tmp_path / "missing.csv"), "--format", "json"], capsys)
+    assert code == 2
+    doc = json.loads(out)
+    assert [r["run"] for r in doc["runs"]] == ["healthy_lr1e-3"]
+    assert {e["source"] for e in doc["errors"]} == {str(bad), str(tmp_path / "missing.csv")}
+    assert err.count("\n") == 2 and "Traceback" not in err
+    assert "line 3: column 'loss' holds 'abc'" in err
+
+
+def test_bad_usage_exit_2(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["analyze"])
+    assert e.value.code == 2
+    assert run(["analyze", str(SAMPLES), "--lr", "-1"], capsys)[0] == 2
+    assert run(["analyze", str(SAMPLES), "--plot", "x.gif"], capsys)[0] == 2
+
+
+@pytest.mark.parametrize("ext", ["png", "svg", "pdf"])
+def test_plot_written_by_extension(tmp_path, capsys, ext):
+    out = tmp_path / f"fig.{ext}"
+    code, text, _ = run(["analyze", str(SAMPLES / "nan_lr5.csv"), "--plot", str(out)], capsys)
+    assert code == 0 and out.stat().st_size > 1000
+    head = out.read_bytes()[:8]
+    assert {"png": b"\x89PNG", "svg": b"<?xml", "pdf": b"%PDF"}[ext] in head
+
+
+def test_python_dash_m_entry_point():
+    r = subprocess.run([sys.executable, "-m", "lrdoctor", "analyze",
+                        str(SAMPLES / "healthy_lr1e-3.csv")], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("LR LOOKS FINE")
+
+
+def test_cli_does_not_import_heavy_modules_for_help():
+    code = ("import sys, lrdoctor.cli as c\n"
+            "try: c.main(['--help'])\nexcept SystemExit: pass\n"
+            "print('matplotlib' in sys.modules, 'scipy.signal' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.stdout.strip().splitlines()[-1] == "False False"

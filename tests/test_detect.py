@@ -1,0 +1,83 @@
+import numpy as np
+import pytest
+
+import lrdoctor
+from lrdoctor import detect
+from lrdoctor.detect import Curve
+
+import curves
+
+
+def kinds(x, **kw):
+    c = Curve(steps=np.arange(len(x)), values=np.asarray(x, float))
+    return {f.kind: f for f in detect.run(c, detect.default_detectors(**kw))}
+
+
+def test_healthy_curve_has_no_findings():
+    assert kinds(curves.healthy()) == {}
+
+
+def test_nonfinite_reports_first_step_and_count():
+    f = kinds(curves.with_nan())["nonfinite"]
+    assert f.start == 600
+    assert f.evidence["count"] == 400
+    assert f.end is None  # still non-finite at the end of the log
+    assert "NaN at step 600" in f.message
+
+
+def test_explosion_found_where_it_starts():
+    f = kinds(curves.exploding())["explosion"]
+    assert 300 <= f.start <= 303  # where it passes 5x the start
+    assert f.evidence["ratio"] > 100
+
+
+def test_divergence_stays_open_to_the_end():
+    f = kinds(curves.diverging())["divergence"]
+    assert f.end is None
+    assert 500 <= f.start <= 800
+
+
+def test_oscillation_told_apart_from_minibatch_noise():
+    assert "oscillation" in kinds(curves.oscillating())
+    # heavy multiplicative noise on a healthy curve is not an oscillation
+    assert "oscillation" not in kinds(curves.healthy(noise=0.3))
+
+
+def test_spikes_counted_and_robust_to_heavy_tailed_noise():
+    f = kinds(curves.spiky())["spike"]
+    assert f.evidence["count"] == len(range(100, 2000, 50))
+    rng = np.random.default_rng(1)
+    x = curves.healthy(2000) * np.exp(0.05 * rng.standard_t(3, 2000))
+    assert "spike" not in kinds(x) or kinds(x)["spike"].severity < 0.5
+
+
+def test_plateau_and_slow_told_apart():
+    assert "plateau" in kinds(curves.flat())
+    got = kinds(curves.slow())
+    assert "slow" in got and "plateau" not in got
+
+
+def test_thresholds_are_parameters():
+    x = curves.spiky(every=400)
+    assert "spike" in kinds(x)
+    assert "spike" not in kinds(x, spikes=detect.Spikes(min_ratio=100))
+    with pytest.raises(TypeError):
+        detect.default_detectors(nonsense=detect.Spikes())
+
+
+def test_prefix_gives_same_answer_as_batch_of_that_prefix():
+    # the live monitor's contract: a detector on a prefix sees only the prefix
+    x = curves.exploding()
+    full = lrdoctor.diagnose(x[:400])
+    again = lrdoctor.diagnose(np.concatenate([x[:400]]))
+    assert full.to_dict() == again.to_dict()
+    assert full.verdict == "too_high"
+
+
+def test_long_curves_are_binned_but_keep_their_extremes():
+    x = curves.healthy(500_000, seed=3)
+    x[250_000] = 1e6
+    c = Curve(steps=np.arange(len(x)), values=x)
+    assert c.n_bins <= 4096 + 1
+    assert c.bin_max.max() == 1e6
+    assert "spike" in kinds(x)

@@ -1,0 +1,137 @@
+import gzip
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lrdoctor import LrDoctorError
+from lrdoctor.readers import expand, read
+
+
+def write(tmp_path, name, text):
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def test_csv_nonfinite_spellings_are_values_and_empty_cells_missing(tmp_path):
+    p = write(tmp_path, "r.csv", "step,loss,lr,val_loss\n0,2.0,0.1,\n1,nan,0.1,\n2,NaN,0.1,1.5\n"
+              "3,inf,0.1,\n4,-inf,0.1,\n5,Infinity,0.1,\n6,,0.1,1.2\n7,1.0,0.1,\n")
+    [h] = read(p)
+    f = h.frame
+    assert f.index.name == "step" and f.index.dtype == np.int64
+    assert list(f.columns) == ["loss", "lr", "val_loss", "epoch", "logged"]
+    assert all(f[c].dtype == np.float64 for c in ["loss", "lr", "val_loss", "epoch"])
+    loss = h.loss
+    assert len(loss) == 7  # step 6 is a validation-only row
+    assert np.isnan(loss[1]) and np.isnan(loss[2]) and loss[3] == np.inf
+    assert loss[4] == -np.inf and loss[5] == np.inf
+    assert h.val_loss.to_dict() == {2: 1.5, 6: 1.2}
+
+
+@pytest.mark.parametrize("header,metric,lr", [
+    ("global_step,train_loss,learning_rate", "train_loss", "learning_rate"),
+    ("iteration,train/loss,lr-Adam", "train/loss", "lr-Adam"),
+    ("iter,training_loss,lr", "training_loss", "lr"),
+])
+def test_common_spellings_found(tmp_path, header, metric, lr):
+    p = write(tmp_path, "r.csv", header + "\n" + "\n".join(f"{i},{3 - i / 10},0.01"
+                                                           for i in range(12)))
+    [h] = read(p)
+    assert h.metric == metric and h.lr is not None and len(h.loss) == 12
+
+
+def test_overrides(tmp_path):
+    p = write(tmp_path, "r.csv", "a,b,c\n" + "\n".join(f"{i},{i * 2},{i * 3}" for i in range(5)))
+    [h] = read(p, step="a", metric="c", lr_column="b")
+    assert h.metric == "c" and list(h.loss) == [0, 3, 6, 9, 12]
+    with pytest.raises(LrDoctorError, match="no column named 'zzz'"):
+        read(p, metric="zzz")
+
+
+def test_tsv_and_gzip_and_bom_and_crlf(tmp_path):
+    p = tmp_path / "r.tsv.gz"
+    with gzip.open(p, "wt") as fh:
+        fh.write("\ufeffstep\tloss\r\n0\t1.0\r\n1\t0.5\r\n")
+    [h] = read(p)
+    assert list(h.loss) == [1.0, 0.5]
+
+
+def test_repeated_steps_keep_last_write_and_say_so(tmp_path):
+    p = write(tmp_path, "r.csv", "step,loss\n0,3\n1,2\n2,1\n1,9\n2,8\n3,7\n")
+    [h] = read(p)
+    assert list(h.loss) == [3, 9, 8, 7]
+    assert any("2 step(s) were logged more than once" in n for n in h.notes)
+
+
+def test_run_column_splits_runs(tmp_path):
+    p = write(tmp_path, "r.csv", "run,step,loss\na,0,1\nb,0,5\na,1,0.5\nb,1,4\n")
+    hs = read(p)
+    assert [h.run for h in hs] == ["a", "b"]
+    assert hs[1].source.endswith("::b") and list(hs[1].loss) == [5, 4]
+
+
+def test_jsonl_with_bare_nan_and_eval_lines(tmp_path):
+    lines = [json.dumps({"step": i, "loss": 1.0 / (i + 1), "lr": 1e-3}) for i in range(5)]
+    lines.insert(3, json.dumps({"step": 2, "eval_loss": 0.7}))
+    lines.append('{"step": 5, "loss": NaN, "lr": 0.001}')
+    p = write(tmp_path, "r.jsonl", "\n".join(lines) + "\n")
+    [h] = read(p)
+    assert len(h.loss) == 6 and np.isnan(h.loss[5])
+    assert h.val_loss.to_dict() == {2: 0.7}
+
+
+def test_jsonl_truncated_last_line_is_dropped_with_a_note(tmp_path):
+    p = write(tmp_path, "r.jsonl", '{"step": 0, "loss": 1}\n{"step": 1, "loss": 0.9}\n{"step": 2, "lo')
+    [h] = read(p)
+    assert len(h.loss) == 2 and any("incomplete" in n for n in h.notes)
+
+
+def test_expand_directories_and_globs(tmp_path):
+    (tmp_path / "sub").mkdir()
+    write(tmp_path, "sub/a.csv", "step,loss\n0,1\n")
+    write(tmp_path, "b.jsonl", '{"loss": 1}\n')
+    write(tmp_path, "notes.md", "hi")
+    files, errors = expand([str(tmp_path), str(tmp_path / "*.jsonl"), str(tmp_path / "nope")])
+    assert sorted(p.split("/")[-1] for p in files) == ["a.csv", "b.jsonl"]
+    assert len(errors) == 1 and "no such file" in errors[0].message
+
+
+# ---------------------------------------------------------------- bad input, one line each
+
+BAD = {
+    "empty": (b"", "empty"),
+    "header_only": (b"step,loss\n", "header only"),
+    "no_loss": (b"step,acc\n0,0.5\n", "no loss column found; columns seen: 'step', 'acc'"),
+    "bad_cell": (b"step,loss\n0,1\n1,2\n2,abc\n", "line 4: column 'loss' holds 'abc'"),
+    "binary": (bytes(range(256)) * 10, "binary content"),
+    "long_line": (b"step,loss\n0," + b"1" * (5 << 20) + b"\n", "line 2 is"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_gives_one_clear_line(tmp_path, case):
+    data, expected = BAD[case]
+    p = tmp_path / f"{case}.csv"
+    p.write_bytes(data)
+    with pytest.raises(LrDoctorError) as exc:
+        read(p)
+    msg = str(exc.value)
+    assert expected in msg and "\n" not in msg and str(p) in msg
+
+
+def test_truncated_gzip(tmp_path):
+    full = gzip.compress(b"step,loss\n" + b"".join(b"%d,%f\n" % (i, 1 / (i + 1))
+                                                   for i in range(20000)))
+    p = tmp_path / "r.csv.gz"
+    p.write_bytes(full[: len(full) // 2])
+    with pytest.raises(LrDoctorError, match="truncated or corrupt"):
+        read(p)
+
+
+def test_missing_file_and_directory_without_logs(tmp_path):
+    with pytest.raises(LrDoctorError, match="no such file"):
+        read(tmp_path / "nope.csv")
+    files, errors = expand([str(tmp_path)])
+    assert files == [] and "holds no loss logs" in errors[0].message
