@@ -143,8 +143,11 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
     """Run the detectors on one History and apply the rules."""
     loss = history.loss
     n = len(loss)
-    lr_col = history.frame["lr"].to_numpy()[history.frame["logged"].to_numpy()]
-    curve = detect.Curve(steps=loss.index.to_numpy(), values=loss.to_numpy(np.float64),
+    logged = history.frame["logged"].to_numpy()
+    lr_col = history.frame["lr"].to_numpy()
+    lr_col = lr_col if logged.all() else lr_col[logged]
+    curve = detect.Curve(steps=loss.index.to_numpy(), values=loss.to_numpy(np.float64,
+                                                                           copy=False),
                          lr=None if np.isnan(lr_col).all() else lr_col)
     notes = list(history.notes)
     if n < MIN_POINTS:

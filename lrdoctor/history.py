@@ -59,7 +59,8 @@ class History:
     def loss(self) -> pd.Series:
         """The training loss at the steps where it was logged (non-finite values included)."""
         f = self.frame
-        return f["loss"][f["logged"].to_numpy()]
+        logged = f["logged"].to_numpy()
+        return f["loss"] if logged.all() else f["loss"][logged]
 
     @property
     def lr(self) -> pd.Series | None:
@@ -108,8 +109,10 @@ def from_columns(
             val_loss = None if val_loss is None else np.asarray(val_loss)[keep]
             epoch = None if epoch is None else np.asarray(epoch)[keep]
             n = len(loss)
-        if n and np.all(step == np.round(step)) and np.abs(step).max(initial=0) < 2**53:
-            step = step.astype(np.int64)
+        if n and np.abs(step).max(initial=0) < 2**53:
+            as_int = step.astype(np.int64)
+            if np.array_equal(as_int, step):
+                step = as_int
     logged = np.ones(n, dtype=bool) if logged is None else np.asarray(logged, dtype=bool)
 
     def col(a):
@@ -118,7 +121,7 @@ def from_columns(
     frame = pd.DataFrame(
         {"loss": loss, "lr": col(lr), "val_loss": col(val_loss), "epoch": col(epoch),
          "logged": logged},
-        index=pd.Index(step, name="step"),
+        index=pd.Index(step, name="step"), copy=False,  # no 2-D consolidation copy
     )
     notes = list(notes or [])
     idx = frame.index.to_numpy()

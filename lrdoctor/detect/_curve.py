@@ -114,12 +114,10 @@ class Curve:
     @cached_property
     def trend(self) -> np.ndarray:
         """Running median of the loss (in trend space), one value per bin."""
-        from scipy.ndimage import median_filter
-
         z = self.to_z(self.bin_median)
         if len(z) < 3:
             return z
-        return median_filter(z, size=min(self.trend_window, len(z) | 1), mode="nearest")
+        return running_median(z, min(self.trend_window, len(z) | 1))
 
     @cached_property
     def resid(self) -> np.ndarray:
@@ -178,13 +176,11 @@ class Curve:
         if self.lr is None:
             return None
         lr = self.lr[: self.n]
-        fin = np.isfinite(lr)
-        if fin.sum() < 3:
+        if np.isnan(lr).all():
             return None
-        lrf = np.where(fin, lr, -np.inf)
-        peak = int(np.argmax(lrf))
-        first = lr[fin][0]
-        if peak == 0 or not (first < 0.5 * lr[peak]) or peak > 0.5 * self.n:
+        peak = int(np.nanargmax(lr))
+        first_i = int(np.argmax(~np.isnan(lr)))
+        if peak <= first_i or not (lr[first_i] < 0.5 * lr[peak]) or peak > 0.5 * self.n:
             return None
         return peak
 
@@ -194,6 +190,16 @@ class Curve:
             return None
         fin = self.lr[np.isfinite(self.lr)]
         return float(fin.max()) if len(fin) else None
+
+
+def running_median(z: np.ndarray, width: int) -> np.ndarray:
+    """Centered running median, edges padded with the edge value (at most a few thousand
+    points: it runs on bins, so a sliding window view is cheap and avoids importing
+    scipy.ndimage on the CLI's path)."""
+    h = width // 2
+    padded = np.concatenate((np.full(h, z[0]), z, np.full(h, z[-1])))
+    win = np.lib.stride_tricks.sliding_window_view(padded, width)
+    return np.median(win, axis=1)
 
 
 def fmt_step(v) -> str:

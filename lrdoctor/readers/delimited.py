@@ -85,9 +85,9 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
 
     def get(name):
         col = table.column(name)
-        if col.null_count:
+        if col.null_count:  # pyarrow turns a float column's nulls into NaN
             present = ~col.is_null().to_numpy(zero_copy_only=False)
-            values = col.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+            values = col.to_numpy(zero_copy_only=False)
         else:
             values = col.to_numpy()
             present = np.ones(len(values), dtype=bool)
