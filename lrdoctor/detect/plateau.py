@@ -39,6 +39,8 @@ class Progress:
         drop = s0 - end
         progress = drop / abs(s0) if s0 else 0.0
         first = curve.steps[0]
+        if progress < -self.min_progress:
+            return []  # the loss went up: explosion and divergence speak to that
         if progress < self.min_progress:
             sev = float(np.clip(1 - max(progress, 0) / self.min_progress, 0.4, 1.0))
             return [Finding(
