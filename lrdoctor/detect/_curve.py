@@ -141,6 +141,16 @@ class Curve:
             return 0.0
         return float(_MAD * np.median(np.abs(r - np.median(r))))
 
+    @cached_property
+    def noise_early(self) -> float:
+        """The noise scale over the first fifth of the run (the scatter at the starting
+        level, which is what a jump above the start must stand out of)."""
+        k = max(5, int(np.searchsorted(self.fraction, 0.2)))
+        r = self.resid[:k]
+        if len(r) == 0:
+            return 0.0
+        return float(_MAD * np.median(np.abs(r - np.median(r))))
+
     # ------------------------------------------------------------------ reference levels
     @cached_property
     def start_level(self) -> float:

@@ -19,8 +19,9 @@ class Explosion:
     factor : float, default 5.0
         A point counts when the loss exceeds ``factor`` times the starting loss.
     noise_sigmas : float, default 6.0
-        ... and lies more than this many robust noise units above it (so heavy-tailed
-        minibatch noise alone does not trigger it).
+        ... and lies more than this many robust noise units (measured over the first fifth
+        of the run, the scatter at the starting level) above it, so heavy-tailed minibatch
+        noise alone does not trigger it.
     warmup_window : float, default 0.1
         An explosion starting within this fraction of the run after the LR peak of a warmup
         is reported as a blow-up right after warmup.
@@ -35,10 +36,11 @@ class Explosion:
             return []
         s0 = min(curve.start_level, float(curve.x[0])) if curve.log_space else curve.start_level
         z0 = curve.to_z(s0)
+        noise = curve.noise_early
         if curve.log_space:
-            margin = max(np.log(self.factor), self.noise_sigmas * curve.noise)
+            margin = max(np.log(self.factor), self.noise_sigmas * noise)
         else:
-            margin = max((self.factor - 1) * abs(s0), self.noise_sigmas * curve.noise)
+            margin = max((self.factor - 1) * abs(s0), self.noise_sigmas * noise)
         zmax = curve.to_z(curve.bin_max)
         over = zmax > z0 + margin
         if not over.any():
