@@ -121,7 +121,7 @@ def from_columns(
     frame = pd.DataFrame(
         {"loss": loss, "lr": col(lr), "val_loss": col(val_loss), "epoch": col(epoch),
          "logged": logged},
-        index=pd.Index(step, name="step"), copy=False,  # no 2-D consolidation copy
+        index=pd.Index(step, name="step", copy=False), copy=False,  # no 2-D consolidation copy
     )
     notes = list(notes or [])
     idx = frame.index.to_numpy()
