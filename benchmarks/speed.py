@@ -63,7 +63,7 @@ def main(sizes: list[int]) -> None:
         write_log(path, n)
         # each measured in its own fresh process; pyarrow and lrdoctor alternate, best of 3
         walls, arrows, peaks = [], [], []
-        for _ in range(3 if n <= 10**6 else 2):
+        for _ in range(3):
             w, peak = timed_child([sys.executable, "-m", "lrdoctor", "analyze", str(path),
                                    "--format", "json"])
             walls.append(w)

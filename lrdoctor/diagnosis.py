@@ -5,7 +5,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from lrdoctor import detect
 from lrdoctor.errors import LrDoctorError
@@ -52,8 +51,7 @@ class Diagnosis:
 
     def to_dict(self) -> dict:
         """The run object of ``lrdoctor analyze --format json`` (docs/json_contract.md)."""
-        loss = self.history.loss
-        steps = loss.index.to_numpy()
+        steps = self.history.logged_steps
 
         def num(v):
             v = float(v)
@@ -63,7 +61,7 @@ class Diagnosis:
             "source": self.source,
             "run": self.run,
             "metric": self.metric,
-            "n_points": int(len(loss)),
+            "n_points": int(len(steps)),
             "first_step": num(steps[0]) if len(steps) else None,
             "last_step": num(steps[-1]) if len(steps) else None,
             "current_lr": self.current_lr,
@@ -99,10 +97,7 @@ class Diagnosis:
 def _current_lr(history: History, lr: float | None) -> float | None:
     if lr is not None:
         return float(lr)
-    s = history.lr
-    if s is None:
-        return None
-    v = s.to_numpy()
+    v = history.columns["lr"]
     v = v[np.isfinite(v)]
     return float(v.max()) if len(v) and v.max() > 0 else None
 
@@ -141,13 +136,12 @@ def weigh(findings: list[Finding], n_points: int) -> tuple[str, Finding | None]:
 def diagnose_history(history: History, *, lr: float | None = None, context: str = "scratch",
                      detectors: dict | None = None) -> Diagnosis:
     """Run the detectors on one History and apply the rules."""
-    loss = history.loss
-    n = len(loss)
-    logged = history.frame["logged"].to_numpy()
-    lr_col = history.frame["lr"].to_numpy()
+    values = history.logged_loss
+    n = len(values)
+    logged = history.columns["logged"]
+    lr_col = history.columns["lr"]
     lr_col = lr_col if logged.all() else lr_col[logged]
-    curve = detect.Curve(steps=loss.index.to_numpy(), values=loss.to_numpy(np.float64,
-                                                                           copy=False),
+    curve = detect.Curve(steps=history.logged_steps, values=values,
                          lr=None if np.isnan(lr_col).all() else lr_col)
     notes = list(history.notes)
     if n < MIN_POINTS:
@@ -188,6 +182,8 @@ def diagnose(data, *, step=None, loss=None, lr=None, context: str = "scratch",
     detectors : dict, optional
         From :func:`lrdoctor.detect.default_detectors` with your thresholds.
     """
+    import pandas as pd
+
     lr_value = lr if isinstance(lr, (int, float)) or lr is None else None
     if isinstance(data, History):
         hist = data

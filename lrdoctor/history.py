@@ -17,25 +17,27 @@ and one bool column ``logged``: True where the run wrote a training loss at that
 with ``logged`` False exist because something else was logged there (validation rows of a
 Lightning ``metrics.csv``, say); their ``loss`` is NaN and means "not logged", which is how a
 written ``nan`` stays distinguishable from a missing cell.
+
+The columns are stored as numpy arrays and the frame is built on first use (zero-copy), so
+the command line's path never needs pandas.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import numpy as np
-import pandas as pd
 
 COLUMNS = ("loss", "lr", "val_loss", "epoch")
 
 
-@dataclass
 class History:
     """One run's loss history in canonical form.
 
     Parameters
     ----------
-    frame : pandas.DataFrame
-        See the module docstring for its columns.
+    steps : ndarray
+        Sorted, unique steps.
+    columns : dict of ndarray
+        ``loss``, ``lr``, ``val_loss``, ``epoch`` (float64, NaN where not logged) and
+        ``logged`` (bool), aligned with ``steps``.
     run : str
         The run's name (from the log where it has one, else from the file name).
     source : str
@@ -45,118 +47,141 @@ class History:
     available : list of str
         Other loss-like columns the log had (so the output can say what else was there).
     notes : list of str
-        What reading did that the user should know (repeated steps dropped, ...).
+        What reading did that the user should know (repeated steps, a cut last line, ...).
     """
 
-    frame: pd.DataFrame
-    run: str
-    source: str
-    metric: str = "loss"
-    available: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
+    def __init__(self, steps, columns, *, run, source, metric="loss", available=None,
+                 notes=None):
+        self.steps = steps
+        self.columns = columns
+        self.run = run
+        self.source = source
+        self.metric = metric
+        self.available = list(available or [])
+        self.notes = list(notes or [])
+        self._frame = None
+
+    # ------------------------------------------------------------------ numpy views
+    @property
+    def logged_steps(self) -> np.ndarray:
+        m = self.columns["logged"]
+        return self.steps if m.all() else self.steps[m]
 
     @property
-    def loss(self) -> pd.Series:
-        """The training loss at the steps where it was logged (non-finite values included)."""
-        f = self.frame
-        logged = f["logged"].to_numpy()
-        return f["loss"] if logged.all() else f["loss"][logged]
+    def logged_loss(self) -> np.ndarray:
+        m = self.columns["logged"]
+        v = self.columns["loss"]
+        return v if m.all() else v[m]
+
+    def _present(self, name):
+        v = self.columns[name]
+        keep = ~np.isnan(v)
+        return (self.steps[keep], v[keep]) if keep.any() else None
+
+    # ------------------------------------------------------------------ pandas views
+    @property
+    def frame(self):
+        """The canonical DataFrame (built once, sharing memory with the arrays)."""
+        if self._frame is None:
+            import pandas as pd
+
+            self._frame = pd.DataFrame(
+                {k: self.columns[k] for k in (*COLUMNS, "logged")},
+                index=pd.Index(self.steps, name="step", copy=False), copy=False)
+        return self._frame
 
     @property
-    def lr(self) -> pd.Series | None:
-        """The learning rate where logged, or None when the log has no LR."""
-        s = self.frame["lr"].dropna()
-        return s if len(s) else None
+    def loss(self):
+        """The training loss (pandas Series) at the steps where it was logged."""
+        import pandas as pd
+
+        return pd.Series(self.logged_loss, index=pd.Index(self.logged_steps, name="step"),
+                         name="loss")
+
+    def _series(self, name):
+        import pandas as pd
+
+        p = self._present(name)
+        return None if p is None else pd.Series(p[1], index=pd.Index(p[0], name="step"),
+                                                name=name)
 
     @property
-    def val_loss(self) -> pd.Series | None:
-        s = self.frame["val_loss"].dropna()
-        return s if len(s) else None
+    def lr(self):
+        """The learning rate where logged (Series), or None when the log has no LR."""
+        return self._series("lr")
+
+    @property
+    def val_loss(self):
+        """The validation loss where logged (Series), or None."""
+        return self._series("val_loss")
+
+    def __repr__(self) -> str:
+        return (f"History(run={self.run!r}, source={self.source!r}, metric={self.metric!r}, "
+                f"points={int(self.columns['logged'].sum())})")
 
 
-def from_columns(
-    step: np.ndarray | None,
-    loss: np.ndarray,
-    *,
-    logged: np.ndarray | None = None,
-    lr: np.ndarray | None = None,
-    val_loss: np.ndarray | None = None,
-    epoch: np.ndarray | None = None,
-    run: str,
-    source: str,
-    metric: str = "loss",
-    available: list[str] | None = None,
-    notes: list[str] | None = None,
-) -> History:
+def from_columns(step, loss, *, logged=None, lr=None, val_loss=None, epoch=None, run: str,
+                 source: str, metric: str = "loss", available=None, notes=None) -> History:
     """Build a History from aligned column arrays (one entry per log row).
 
     ``logged`` marks the rows whose loss cell was written (default: all). Rows are sorted by
-    step; where a step repeats (a resumed run), each column keeps its last written value and a
-    note says how many steps repeated.
+    step; where a step repeats, each column keeps its last written value, and when the loss
+    itself was written twice (a resumed run) a note says how many steps repeated.
     """
     loss = np.asarray(loss, dtype=np.float64)
     n = len(loss)
-    if step is None:
-        step = np.arange(n, dtype=np.int64)
-    step = np.asarray(step)
-    if step.dtype.kind == "f":
-        fin = np.isfinite(step)
-        if not fin.all():  # rows without a step cannot be placed: drop them
-            keep = fin
-            step, loss = step[keep], loss[keep]
-            logged = None if logged is None else np.asarray(logged)[keep]
-            lr = None if lr is None else np.asarray(lr)[keep]
-            val_loss = None if val_loss is None else np.asarray(val_loss)[keep]
-            epoch = None if epoch is None else np.asarray(epoch)[keep]
-            n = len(loss)
-        if n and np.abs(step).max(initial=0) < 2**53:
-            as_int = step.astype(np.int64)
-            if np.array_equal(as_int, step):
-                step = as_int
     logged = np.ones(n, dtype=bool) if logged is None else np.asarray(logged, dtype=bool)
 
     def col(a):
         return np.full(n, np.nan) if a is None else np.asarray(a, dtype=np.float64)
 
-    frame = pd.DataFrame(
-        {"loss": loss, "lr": col(lr), "val_loss": col(val_loss), "epoch": col(epoch),
-         "logged": logged},
-        index=pd.Index(step, name="step", copy=False), copy=False,  # no 2-D consolidation copy
-    )
+    cols = {"loss": loss, "lr": col(lr), "val_loss": col(val_loss), "epoch": col(epoch),
+            "logged": logged}
+    step = np.arange(n, dtype=np.int64) if step is None else np.asarray(step)
+    if step.dtype.kind == "f":
+        keep = np.isfinite(step)
+        if not keep.all():  # rows without a step cannot be placed: drop them
+            step = step[keep]
+            cols = {k: v[keep] for k, v in cols.items()}
+        if len(step) and np.abs(step).max() < 2**53:
+            as_int = step.astype(np.int64)
+            if np.array_equal(as_int, step):
+                step = as_int
     notes = list(notes or [])
-    idx = frame.index.to_numpy()
-    if n > 1 and not np.all(idx[1:] > idx[:-1]):
-        frame = frame.sort_index(kind="stable")
-        idx = frame.index.to_numpy()
-        if np.any(idx[1:] == idx[:-1]):
-            frame, repeated = _last_write_wins(frame)
+    if len(step) > 1 and not np.all(step[1:] > step[:-1]):
+        order = np.argsort(step, kind="stable")
+        step = step[order]
+        cols = {k: v[order] for k, v in cols.items()}
+        if np.any(step[1:] == step[:-1]):
+            step, cols, repeated = _last_write_wins(step, cols)
             if repeated:
-                notes.append(
-                    f"{repeated} step(s) were logged more than once (a resumed run?); "
-                    "the last write of each was kept")
-    return History(frame=frame, run=run, source=source, metric=metric,
-                   available=list(available or []), notes=notes)
+                notes.append(f"{repeated} step(s) were logged more than once (a resumed "
+                             "run?); the last write of each was kept")
+    return History(step, cols, run=run, source=source, metric=metric, available=available,
+                   notes=notes)
 
 
-def _last_write_wins(frame: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    """Collapse repeated steps: per column, the last value written at that step."""
-    # Only a loss written twice at one step is a repeat; a train row and a validation row
-    # sharing a step (Lightning) are merged without comment.
-    logged_idx = frame.index[frame["logged"].to_numpy()]
-    n_repeated = int(logged_idx[logged_idx.duplicated()].nunique())
-    # A training loss written at a step counts as written even when it is NaN: take the
-    # last logged row's loss, and for the other columns the last non-missing value.
-    f = frame.copy()
-    f["_order"] = np.arange(len(f))
-    g = f.groupby(level=0, sort=True)
-    out = g[["lr", "val_loss", "epoch"]].last()
-    logged_rows = f[f["logged"]]
-    last_loss = logged_rows.groupby(level=0)["loss"].last() if len(logged_rows) else None
-    # groupby().last() skips NaN; for the loss use the positionally last logged row.
-    if last_loss is not None:
-        pos = logged_rows.groupby(level=0)["_order"].max()
-        last_loss = f.set_index("_order").loc[pos.to_numpy(), "loss"]
-        last_loss.index = pos.index
-    out["loss"] = np.nan if last_loss is None else last_loss.reindex(out.index)
-    out["logged"] = g["logged"].any()
-    return out[["loss", "lr", "val_loss", "epoch", "logged"]], n_repeated
+def _last_write_wins(step, cols):
+    """Collapse repeated steps (rows sorted stably by step).
+
+    Per column, the last value written at that step; for the loss, the last logged row's
+    value even when it is NaN (a written NaN is a value). Only a loss logged twice at one
+    step counts as a repeat: a train row and a validation row sharing a step (Lightning) are
+    merged without comment.
+    """
+    uniq, inverse = np.unique(step, return_inverse=True)
+    rows = np.arange(len(step))
+    out = {}
+    for name in ("lr", "val_loss", "epoch"):
+        v = cols[name]
+        has = ~np.isnan(v)
+        last = np.full(len(uniq), -1)
+        np.maximum.at(last, inverse[has], rows[has])
+        out[name] = np.where(last >= 0, v[np.maximum(last, 0)], np.nan)
+    logged = cols["logged"]
+    last = np.full(len(uniq), -1)
+    np.maximum.at(last, inverse[logged], rows[logged])
+    out["loss"] = np.where(last >= 0, cols["loss"][np.maximum(last, 0)], np.nan)
+    out["logged"] = last >= 0
+    counts = np.bincount(inverse[logged], minlength=len(uniq))
+    return uniq, out, int((counts > 1).sum())

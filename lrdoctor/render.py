@@ -42,13 +42,13 @@ def text_report(diagnoses: list, errors: list[LrDoctorError], *, color: bool = F
 
     out = []
     for d in diagnoses:
-        loss = d.history.loss
+        steps = d.history.logged_steps
         head = paint(HEADLINE[d.verdict].upper(), d.verdict)
         out.append(f"{head}  {d.source}")
         span = ""
-        if len(loss):
-            span = f", steps {loss.index[0]:g}..{loss.index[-1]:g}"
-        out.append(f"  run {d.run!r}: {len(loss)} points of {d.metric!r}{span}; "
+        if len(steps):
+            span = f", steps {steps[0]:g}..{steps[-1]:g}"
+        out.append(f"  run {d.run!r}: {len(steps)} points of {d.metric!r}{span}; "
                    f"LR {_lr(d.current_lr)}")
         for f in d.findings:
             where = f"{f.start:g}" if f.start is not None else "?"
