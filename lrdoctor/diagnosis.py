@@ -98,6 +98,8 @@ def _current_lr(history: History, lr: float | None) -> float | None:
     if lr is not None:
         return float(lr)
     v = history.columns["lr"]
+    if v is None:
+        return None
     v = v[np.isfinite(v)]
     return float(v.max()) if len(v) and v.max() > 0 else None
 
@@ -140,9 +142,10 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
     n = len(values)
     logged = history.columns["logged"]
     lr_col = history.columns["lr"]
-    lr_col = lr_col if logged.all() else lr_col[logged]
-    curve = detect.Curve(steps=history.logged_steps, values=values,
-                         lr=None if np.isnan(lr_col).all() else lr_col)
+    if lr_col is not None:
+        lr_col = lr_col if logged.all() else lr_col[logged]
+        lr_col = None if np.isnan(lr_col).all() else lr_col
+    curve = detect.Curve(steps=history.logged_steps, values=values, lr=lr_col)
     notes = list(history.notes)
     if n < MIN_POINTS:
         findings: list[Finding] = []

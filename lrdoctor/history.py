@@ -36,8 +36,8 @@ class History:
     steps : ndarray
         Sorted, unique steps.
     columns : dict of ndarray
-        ``loss``, ``lr``, ``val_loss``, ``epoch`` (float64, NaN where not logged) and
-        ``logged`` (bool), aligned with ``steps``.
+        ``loss``, ``lr``, ``val_loss``, ``epoch`` (float64, NaN where not logged; None for a
+        column the log does not have at all) and ``logged`` (bool), aligned with ``steps``.
     run : str
         The run's name (from the log where it has one, else from the file name).
     source : str
@@ -75,6 +75,8 @@ class History:
 
     def _present(self, name):
         v = self.columns[name]
+        if v is None:
+            return None
         keep = ~np.isnan(v)
         return (self.steps[keep], v[keep]) if keep.any() else None
 
@@ -85,8 +87,10 @@ class History:
         if self._frame is None:
             import pandas as pd
 
+            n = len(self.steps)
             self._frame = pd.DataFrame(
-                {k: self.columns[k] for k in (*COLUMNS, "logged")},
+                {k: np.full(n, np.nan) if self.columns[k] is None else self.columns[k]
+                 for k in (*COLUMNS, "logged")},
                 index=pd.Index(self.steps, name="step", copy=False), copy=False)
         return self._frame
 
@@ -133,7 +137,7 @@ def from_columns(step, loss, *, logged=None, lr=None, val_loss=None, epoch=None,
     logged = np.ones(n, dtype=bool) if logged is None else np.asarray(logged, dtype=bool)
 
     def col(a):
-        return np.full(n, np.nan) if a is None else np.asarray(a, dtype=np.float64)
+        return None if a is None else np.asarray(a, dtype=np.float64)
 
     cols = {"loss": loss, "lr": col(lr), "val_loss": col(val_loss), "epoch": col(epoch),
             "logged": logged}
@@ -142,7 +146,7 @@ def from_columns(step, loss, *, logged=None, lr=None, val_loss=None, epoch=None,
         keep = np.isfinite(step)
         if not keep.all():  # rows without a step cannot be placed: drop them
             step = step[keep]
-            cols = {k: v[keep] for k, v in cols.items()}
+            cols = {k: None if v is None else v[keep] for k, v in cols.items()}
         if len(step) and np.abs(step).max() < 2**53:
             as_int = step.astype(np.int64)
             if np.array_equal(as_int, step):
@@ -151,7 +155,7 @@ def from_columns(step, loss, *, logged=None, lr=None, val_loss=None, epoch=None,
     if len(step) > 1 and not np.all(step[1:] > step[:-1]):
         order = np.argsort(step, kind="stable")
         step = step[order]
-        cols = {k: v[order] for k, v in cols.items()}
+        cols = {k: None if v is None else v[order] for k, v in cols.items()}
         if np.any(step[1:] == step[:-1]):
             step, cols, repeated = _last_write_wins(step, cols)
             if repeated:
@@ -174,6 +178,9 @@ def _last_write_wins(step, cols):
     out = {}
     for name in ("lr", "val_loss", "epoch"):
         v = cols[name]
+        if v is None:
+            out[name] = None
+            continue
         has = ~np.isnan(v)
         last = np.full(len(uniq), -1)
         np.maximum.at(last, inverse[has], rows[has])
