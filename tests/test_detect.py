@@ -81,3 +81,10 @@ def test_long_curves_are_binned_but_keep_their_extremes():
     assert c.n_bins <= 4096 + 1
     assert c.bin_max.max() == 1e6
     assert "spike" in kinds(x)
+
+
+def test_slow_needs_more_than_the_logs_time_resolution():
+    # a 10-epoch log whose loss halves by the second epoch is not slow
+    x = np.array([0.6, 0.27, 0.25, 0.23, 0.2, 0.28, 0.22, 0.15, 0.157, 0.165])
+    assert "slow" not in kinds(x)
+    assert "slow" in kinds(np.linspace(0.6, 0.2, 10))

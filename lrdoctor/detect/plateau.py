@@ -53,7 +53,9 @@ class Progress:
         w = curve.warmup_end
         t_w = (w / max(1, len(curve.x) - 1)) if w is not None else 0.0
         t_half = max(0.0, float(frac[half]) - t_w)
-        if t_half > self.slow_half:
+        # half the drop by the second logged point is as fast as the log can show (a
+        # per-epoch log of 10 points cannot resolve 10% of the run)
+        if t_half > self.slow_half and half >= 2:
             sev = float(np.clip((t_half - self.slow_half) / (0.5 - self.slow_half), 0.3, 1.0))
             return [Finding(
                 "slow", first, None, sev,
