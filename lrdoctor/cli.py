@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--metric", help="the column to diagnose (default: the training loss)")
     a.add_argument("--step", help="the step column (default: found by name)")
     a.add_argument("--lr-column", help="the LR column (default: found by name)")
-    a.add_argument("--input-format", dest="input_format", choices=["csv", "tsv", "jsonl"],
+    a.add_argument("--input-format", dest="input_format", choices=["csv", "tsv", "jsonl", "hf_trainer"],
                    help="force the log format instead of detecting it")
     a.add_argument("--plot", metavar="FILE",
                    help="write the annotated figure (.png, .svg or .pdf); with several runs "

@@ -121,6 +121,8 @@ def recommend(verdict: str, *, cause: str, severity: float, current_lr: float | 
         if context == "scratch" and check > VERY_LARGE:
             notes.append(f"{check:g} is above 1e-2, which is very large for Adam")
         elif check > hi * 1.01 or check < lo * 0.99:
-            notes.append(f"{check:g} is outside the {context} range {lo:g}-{hi:g} of the "
-                         "rules")
+            hint = (" (fine-tuning a pretrained model? pass --context finetune)"
+                    if context == "scratch" and check < lo else "")
+            notes.append(f"{check:.3g} is outside the {context} range {lo:g}-{hi:g} of the "
+                         f"rules{hint}")
     return Recommendation(action, tuple(factor), suggested, rule, notes)

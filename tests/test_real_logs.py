@@ -27,3 +27,27 @@ def test_benchmark_runs_read_and_diagnosed(shared):
     for p in runs:
         [d] = lrdoctor.analyze(p)
         assert d.verdict == "too_high" and d.current_lr == 1.0
+
+
+@pytest.mark.parametrize("rel,metric,runs", [
+    ("hf_trainer/tinyllama_sft_trainer_state.json", "loss", 1),
+    ("hf_trainer/whisper_small_hi_trainer_state.json", "loss", 1),
+    ("detectron2/medical_waste_metrics.json", "total_loss", 1),
+    ("detr/detr_log.txt", "train_loss", 1),
+    ("yolo/wheat_weed_results.csv", "train/box_loss + train/cls_loss + train/dfl_loss", 1),
+    ("wide/charrnn_lr_sweep.csv", "learning_rate_0.005", 4),
+])
+def test_other_real_formats_read_with_no_flags(shared, rel, metric, runs):
+    ds = lrdoctor.analyze(shared / "real_logs" / rel)
+    assert len(ds) == runs and ds[0].metric == metric
+    assert len(ds[0].history.logged_loss) >= 4
+
+
+def test_hf_eval_entries_become_validation_loss(shared):
+    [d] = lrdoctor.analyze(shared / "real_logs/hf_trainer/tinyllama_sft_trainer_state.json")
+    assert d.history.val_loss is not None and d.current_lr is not None
+
+
+def test_wide_sweep_reads_lr_from_column_names(shared):
+    ds = lrdoctor.analyze(shared / "real_logs/wide/charrnn_lr_sweep.csv")
+    assert [d.current_lr for d in ds] == [0.005, 0.01, 0.05, 0.1]

@@ -13,12 +13,15 @@ from lrdoctor.errors import LrDoctorError
 from lrdoctor.history import History
 
 #: File endings looked for when a directory is given.
-LOG_SUFFIXES = (".csv", ".tsv", ".jsonl", ".csv.gz", ".tsv.gz", ".jsonl.gz")
+LOG_SUFFIXES = (".csv", ".tsv", ".jsonl", ".csv.gz", ".tsv.gz", ".jsonl.gz",
+                "trainer_state.json", "metrics.json")
 
 FORMATS = {
     "csv": "comma- (or tab-, semicolon-) separated with a header: step,loss,lr,val_loss",
     "tsv": "tab-separated with a header",
-    "jsonl": 'one JSON object per line: {"step": 10, "loss": 2.31, "lr": 0.001}',
+    "jsonl": 'one JSON object per line: {"step": 10, "loss": 2.31, "lr": 0.001} '
+             "(also Detectron2 metrics.json, DETR log.txt)",
+    "hf_trainer": 'Hugging Face trainer_state.json: {"log_history": [{"step": 10, "loss": ...}]}',
 }
 
 
@@ -26,10 +29,13 @@ def sniff(path: Path) -> str:
     """The format name of a file: from its content first, its name second."""
     from lrdoctor.readers import _io
 
-    sample = _io.head(path, 4096)
+    sample = _io.head(path, 1 << 16)
     _io.check_text(path, sample)
     first = sample.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     if first.startswith("{"):
+        line, newline, _ = first.partition("\n")
+        if '"log_history"' in first or (newline and not line.strip().endswith("}")):
+            return "hf_trainer"  # one JSON document over many lines
         return "jsonl"
     name = path.name.lower().removesuffix(".gz")
     if name.endswith(".tsv"):
@@ -60,6 +66,8 @@ def read(path: str | Path, *, format: str | None = None, step: str | None = None
         from lrdoctor.readers import delimited as mod
     elif fmt == "jsonl":
         from lrdoctor.readers import jsonlines as mod
+    elif fmt == "hf_trainer":
+        from lrdoctor.readers import hf_trainer as mod
     else:
         raise LrDoctorError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}", str(path))
     return mod.read(p, step=step, metric=metric, lr_column=lr_column)

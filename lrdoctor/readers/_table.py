@@ -30,16 +30,27 @@ class Selection:
         self.val = C.find(columns, C.VAL)
         self.epoch = C.find(columns, C.EPOCH)
         self.run = C.find(columns, C.RUN)
+        self.parts: list[str] = []
+        if self.loss is None and metric is None:
+            # Ultralytics YOLO: the training loss comes in parts (train/box_loss, ...)
+            self.parts = [c for c in columns if C.normalize(c).startswith("train/")
+                          and C.normalize(c).endswith("_loss")]
+            if len(self.parts) >= 2:
+                self.loss = " + ".join(self.parts)
+            else:
+                self.parts = []
         if self.loss is None:
             raise LrDoctorError(
                 f"no loss column found; columns seen: {_seen(columns)}; "
                 "name the one to diagnose with --metric", source)
         if self.step is None and self.epoch is not None and self.epoch != self.loss:
             self.step = self.epoch  # per-epoch logs (Keras CSVLogger): the epoch is the step
-        self.available = [c for c in C.loss_like(columns) if c not in (self.loss,)]
+        self.available = [c for c in C.loss_like(columns)
+                          if c not in (self.loss, *self.parts)]
 
     def numeric(self) -> list[str]:
-        return [c for c in dict.fromkeys([self.step, self.loss, self.lr, self.val, self.epoch])
+        loss = self.parts if self.parts else [self.loss]
+        return [c for c in dict.fromkeys([self.step, *loss, self.lr, self.val, self.epoch])
                 if c is not None]
 
 
@@ -56,7 +67,13 @@ def build(sel: Selection, get: Callable[[str], tuple[np.ndarray, np.ndarray]],
     ``get(name)`` returns ``(values_float64, present_mask)`` for one column. ``runs`` holds
     the run name of each row when the table has a run column.
     """
-    loss, loss_present = get(sel.loss)
+    if sel.parts:  # a sum of parts is present where every part is
+        got = [get(p) for p in sel.parts]
+        loss = np.sum([g[0] for g in got], axis=0)
+        loss_present = np.logical_and.reduce([g[1] for g in got])
+        notes = list(notes or []) + [f"the training loss is the sum of {', '.join(sel.parts)}"]
+    else:
+        loss, loss_present = get(sel.loss)
     if not loss_present.any():
         raise LrDoctorError(f"column {sel.loss!r} has no values", path)
     cols = {}

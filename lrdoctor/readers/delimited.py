@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,17 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
     header = next(csv.reader(io.StringIO(header_line), delimiter=sep))
     if len(header_line) >= len(text) - 1 and len(sample) >= (1 << 16):
         _raise_long_line(path, limit=len(sample) - 1)
-    sel = Selection(header, step=step, metric=metric, lr_column=lr_column, source=src)
+    try:
+        sel = Selection(header, step=step, metric=metric, lr_column=lr_column, source=src)
+    except LrDoctorError:
+        from lrdoctor.readers import _columns as C
+
+        if metric is None and step is None and len(header) >= 2 and \
+                C.find(header, C.STEP) is None and C.find(header, C.EPOCH) is None:
+            wide = _read_wide(path, sep, header)
+            if wide is not None:
+                return wide
+        raise
     wanted = sel.numeric()
     types = {c: pa.float64() for c in wanted}
     include = wanted + ([sel.run] if sel.run else [])
@@ -90,6 +101,43 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
     if sel.run:
         runs = np.asarray(table.column(sel.run).fill_null("").to_numpy(zero_copy_only=False))
     return build(sel, get, runs, path=src)
+
+
+_LR_IN_NAME = re.compile(r"(?:^|[^a-z])(?:lr|learning_rate)[_=\- ]?([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)",
+                         re.IGNORECASE)
+
+
+def _read_wide(path: Path, sep: str, header: list[str]) -> list[History] | None:
+    """A sweep saved one run per column, with no step column: one History per column.
+
+    Only taken when every column is numeric; the LR is read from a column name such as
+    ``learning_rate_0.01`` or ``lr=3e-4``.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from lrdoctor.history import from_columns
+
+    try:
+        table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=sep),
+                               convert_options=pacsv.ConvertOptions(
+                                   column_types={c: pa.float64() for c in header},
+                                   null_values=[""]))
+    except (pa.ArrowInvalid, OSError):
+        return None
+    out = []
+    for name in header:
+        values, present = float64_column(table.column(name))
+        if not present.any():
+            continue
+        m = _LR_IN_NAME.search(name)
+        lr = None if m is None else np.full(len(values), float(m.group(1)))
+        keep = present
+        out.append(from_columns(None, values[keep], lr=None if lr is None else lr[keep],
+                                run=name, source=f"{path}::{name}", metric=name,
+                                notes=["a wide file: one run per column, the row number "
+                                       "is the step"]))
+    return out or None
 
 
 def float64_column(col) -> tuple[np.ndarray, np.ndarray]:
