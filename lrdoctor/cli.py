@@ -72,7 +72,8 @@ def analyze_command(args) -> int:
     if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         _err(f"--plot {args.plot}: the file must end in .png, .svg or .pdf")
         return 2
-    files, errors = expand(args.paths)
+    walked: set = set()
+    files, errors = expand(args.paths, walked)
     diagnoses = []
     show_progress = args.format == "text" and sys.stderr.isatty() and len(files) > 20
     for k, f in enumerate(files):
@@ -83,6 +84,9 @@ def analyze_command(args) -> int:
                                      metric=args.metric, lr_column=args.lr_column,
                                      format=args.input_format))
         except LrDoctorError as exc:
+            if f in walked and exc.message.startswith("no loss column found"):
+                _err(f"{f}: skipped, not a loss log ({exc.message.split(';')[0]})")
+                continue
             errors.append(exc)
         except (MemoryError, KeyboardInterrupt):
             raise

@@ -90,3 +90,14 @@ def test_cli_does_not_import_heavy_modules_for_help():
             "print('matplotlib' in sys.modules, 'scipy.signal' in sys.modules)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.stdout.strip().splitlines()[-1] == "False False"
+
+
+def test_directory_walk_skips_csv_that_is_not_a_loss_log(tmp_path, capsys):
+    (tmp_path / "MANIFEST.csv").write_text("file,bytes\na.csv,10\n")
+    (tmp_path / "run.csv").write_text("step,loss\n" + "".join(f"{i},{2 - i / 20}\n"
+                                                              for i in range(30)))
+    code, out, err = run(["analyze", str(tmp_path), "--format", "json"], capsys)
+    assert code == 0 and "skipped, not a loss log" in err
+    assert [r["run"] for r in json.loads(out)["runs"]] == ["run"]
+    # named explicitly, the same file is an error
+    assert run(["analyze", str(tmp_path / "MANIFEST.csv")], capsys)[0] == 2

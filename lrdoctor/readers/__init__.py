@@ -73,10 +73,13 @@ def read(path: str | Path, *, format: str | None = None, step: str | None = None
     return mod.read(p, step=step, metric=metric, lr_column=lr_column)
 
 
-def expand(inputs: list[str]) -> tuple[list[str], list[LrDoctorError]]:
+def expand(inputs: list[str], found_in_dirs: set | None = None
+           ) -> tuple[list[str], list[LrDoctorError]]:
     """Files named by paths, directories (searched recursively) and glob patterns.
 
     Returns the files in a stable order and one error for each input that named nothing.
+    ``found_in_dirs``, when given, receives the files that were found by walking a directory
+    (a CSV there that holds no loss, such as a manifest, is skipped rather than an error).
     """
     files: list[str] = []
     errors: list[LrDoctorError] = []
@@ -90,6 +93,8 @@ def expand(inputs: list[str]) -> tuple[list[str], list[LrDoctorError]]:
                     f"directory holds no loss logs (looked for {', '.join(LOG_SUFFIXES)})",
                     item))
             files.extend(found)
+            if found_in_dirs is not None:
+                found_in_dirs.update(found)
         elif p.exists():
             files.append(item)
         elif any(ch in item for ch in "*?["):
