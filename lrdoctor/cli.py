@@ -44,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the annotated figure (.png, .svg or .pdf); with several runs "
                         "one file per run, named FILE-<run>.EXT")
     a.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    sub.add_parser("formats", help="list the log formats lrdoctor reads, with an example each")
     return p
 
 
@@ -53,6 +54,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    if args.command == "formats":
+        from lrdoctor.readers import FORMATS
+
+        for name, example in FORMATS.items():
+            print(f"{name:<11} {example}")
+        return 0
     return analyze_command(args)
 
 

@@ -101,3 +101,10 @@ def test_directory_walk_skips_csv_that_is_not_a_loss_log(tmp_path, capsys):
     assert [r["run"] for r in json.loads(out)["runs"]] == ["run"]
     # named explicitly, the same file is an error
     assert run(["analyze", str(tmp_path / "MANIFEST.csv")], capsys)[0] == 2
+
+
+def test_formats_lists_each_reader_with_an_example(capsys):
+    code, out, _ = run(["formats"], capsys)
+    assert code == 0
+    names = [line.split()[0] for line in out.splitlines()]
+    assert names == ["csv", "tsv", "jsonl", "hf_trainer"]
