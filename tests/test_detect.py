@@ -88,3 +88,19 @@ def test_slow_needs_more_than_the_logs_time_resolution():
     x = np.array([0.6, 0.27, 0.25, 0.23, 0.2, 0.28, 0.22, 0.15, 0.157, 0.165])
     assert "slow" not in kinds(x)
     assert "slow" in kinds(np.linspace(0.6, 0.2, 10))
+
+
+def test_lone_spike_late_is_not_an_explosion_but_one_at_the_first_update_is():
+    x = curves.healthy(5000)
+    x[3000] = 50.0  # one bad minibatch, the loss returns to its trend at once
+    assert "explosion" not in kinds(x)
+    x = curves.flat(800, noise=0.005)
+    x[1] = 45.0  # the first update overshoots and leaves the network stuck at chance
+    assert "explosion" in kinds(x)
+
+
+def test_lone_blow_up_that_leaves_the_run_stuck_is_an_explosion():
+    x = curves.healthy(800)
+    x[40] = 20.0
+    x[41:] = 2.3 * np.exp(np.random.default_rng(2).normal(0, 0.005, 759))
+    assert "explosion" in kinds(x)

@@ -22,6 +22,13 @@ class Explosion:
         ... and lies more than this many robust noise units (measured over the first fifth
         of the run, the scatter at the starting level) above it, so heavy-tailed minibatch
         noise alone does not trigger it.
+    early_points, early_fraction : int, float, default 5 and 0.01
+        Within the first ``max(early_points, early_fraction * n)`` points a single point
+        over the limit counts (a blow-up at the first updates); later, only two or more in a
+        row do (a lone excursion is a spike) ...
+    stuck_progress : float, default 0.1
+        ... unless the trend never again comes this share below the start after it (the
+        blow-up left the run stuck).
     warmup_window : float, default 0.1
         An explosion starting within this fraction of the run after the LR peak of a warmup
         is reported as a blow-up right after warmup.
@@ -30,6 +37,9 @@ class Explosion:
     factor: float = 5.0
     noise_sigmas: float = 6.0
     warmup_window: float = 0.1
+    early_points: int = 5
+    early_fraction: float = 0.01
+    stuck_progress: float = 0.1
 
     def __call__(self, curve: Curve) -> list[Finding]:
         if curve.n_bins < 2:
@@ -41,27 +51,42 @@ class Explosion:
             margin = max(np.log(self.factor), self.noise_sigmas * noise)
         else:
             margin = max((self.factor - 1) * abs(s0), self.noise_sigmas * noise)
-        zmax = curve.to_z(curve.bin_max)
-        over = zmax > z0 + margin
-        if not over.any():
+        limit = curve.from_z(z0 + margin)
+        if not (curve.bin_max > limit).any():
             return []
-        i0 = int(np.argmax(over))
-        i1 = len(over) - 1 - int(np.argmax(over[::-1]))
-        top = float(curve.bin_max.max())
-        end = None if i1 == curve.n_bins - 1 else curve.step_at(i1)
+        x = curve.x
+        over = x > limit
+        # a blow-up is sustained (two points in a row or more) or comes with the very first
+        # updates ("explodes early"); a lone excursion later is a spike, for Spikes to count
+        early = max(self.early_points, int(self.early_fraction * len(x)))
+        keep = over.copy()
+        keep[early:] &= (np.concatenate(([False], over[:-1])) |
+                         np.concatenate((over[1:], [False])))[early:]
+        if not keep.any():
+            # a lone blow-up after which the loss never comes down again (stuck at or above
+            # its start for the rest of the run) killed the training: that is an explosion
+            first = int(np.argmax(over))
+            after = curve.from_z(curve.trend[min(first // curve.bin_size + 1,
+                                                 curve.n_bins - 1):])
+            if len(after) == 0 or after.min() < (1 - self.stuck_progress) * s0:
+                return []
+            keep = over
+        hit = np.flatnonzero(keep)
+        p0, p1 = int(hit[0]), int(hit[-1])
+        top = float(x[keep].max())
+        end = None if p1 == len(x) - 1 else curve.steps[p1]
         ratio = top / s0 if s0 > 0 else float("inf")
         sev = float(np.clip(np.log10(max(ratio, 1.0)) / 2.0, 0.4, 1.0))
         msg = (f"loss jumps to {top:.3g}, {ratio:.0f}x its starting {s0:.3g}, "
-               f"at step {fmt_step(curve.step_at(i0))}")
-        ev = {"peak": top, "start_level": s0, "ratio": ratio, "n_bins_over": int(over.sum())}
+               f"at step {fmt_step(curve.steps[p0])}")
+        ev = {"peak": top, "start_level": s0, "ratio": ratio, "n_points_over": int(keep.sum())}
         w = curve.warmup_end
         if w is not None:
-            i_pt = curve.bin_start[i0]
-            if w - self.warmup_window * curve.n <= i_pt <= w + self.warmup_window * curve.n:
+            if w - self.warmup_window * curve.n <= p0 <= w + self.warmup_window * curve.n:
                 ev["after_warmup"] = True
                 ev["warmup_end_step"] = float(curve.steps[w])
                 msg += f", right where warmup ends (step {fmt_step(curve.steps[w])})"
-        return [Finding("explosion", curve.step_at(i0), end, sev, msg, ev)]
+        return [Finding("explosion", curve.steps[p0], end, sev, msg, ev)]
 
 
 @dataclass(frozen=True)
