@@ -28,6 +28,22 @@ import numpy as np
 COLUMNS = ("loss", "lr", "val_loss", "epoch")
 
 
+class _Columns(dict):
+    """Column arrays by name; a value may be a zero-argument callable that produces the
+    array on first access (readers pass the columns detection does not need, validation
+    loss and epoch, that way, so a large log converts them only when they are looked at)."""
+
+    def __getitem__(self, name):
+        v = super().__getitem__(name)
+        if callable(v):
+            v = np.asarray(v(), dtype=np.float64)
+            self[name] = v
+        return v
+
+    def resolved(self) -> dict:
+        return {k: self[k] for k in self}
+
+
 class History:
     """One run's loss history in canonical form.
 
@@ -53,7 +69,7 @@ class History:
     def __init__(self, steps, columns, *, run, source, metric="loss", available=None,
                  notes=None):
         self.steps = steps
-        self.columns = columns
+        self.columns = columns if isinstance(columns, _Columns) else _Columns(columns)
         self.run = run
         self.source = source
         self.metric = metric
@@ -137,16 +153,19 @@ def from_columns(step, loss, *, logged=None, lr=None, val_loss=None, epoch=None,
     logged = np.ones(n, dtype=bool) if logged is None else np.asarray(logged, dtype=bool)
 
     def col(a):
-        return None if a is None else np.asarray(a, dtype=np.float64)
+        if a is None or callable(a):
+            return a
+        return np.asarray(a, dtype=np.float64)
 
-    cols = {"loss": loss, "lr": col(lr), "val_loss": col(val_loss), "epoch": col(epoch),
-            "logged": logged}
+    cols = _Columns({"loss": loss, "lr": col(lr), "val_loss": col(val_loss),
+                     "epoch": col(epoch), "logged": logged})
     step = np.arange(n, dtype=np.int64) if step is None else np.asarray(step)
     if step.dtype.kind == "f":
         keep = np.isfinite(step)
         if not keep.all():  # rows without a step cannot be placed: drop them
             step = step[keep]
-            cols = {k: None if v is None else v[keep] for k, v in cols.items()}
+            cols = _Columns({k: None if v is None else v[keep]
+                             for k, v in cols.resolved().items()})
         if len(step) and np.abs(step).max() < 2**53:
             as_int = step.astype(np.int64)
             if np.array_equal(as_int, step):
@@ -155,7 +174,8 @@ def from_columns(step, loss, *, logged=None, lr=None, val_loss=None, epoch=None,
     if len(step) > 1 and not np.all(step[1:] > step[:-1]):
         order = np.argsort(step, kind="stable")
         step = step[order]
-        cols = {k: None if v is None else v[order] for k, v in cols.items()}
+        cols = _Columns({k: None if v is None else v[order]
+                         for k, v in cols.resolved().items()})
         if np.any(step[1:] == step[:-1]):
             step, cols, repeated = _last_write_wins(step, cols)
             if repeated:
@@ -191,4 +211,4 @@ def _last_write_wins(step, cols):
     out["loss"] = np.where(last >= 0, cols["loss"][np.maximum(last, 0)], np.nan)
     out["logged"] = last >= 0
     counts = np.bincount(inverse[logged], minlength=len(uniq))
-    return uniq, out, int((counts > 1).sum())
+    return uniq, _Columns(out), int((counts > 1).sum())

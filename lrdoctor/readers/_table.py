@@ -79,7 +79,13 @@ def build(sel: Selection, get: Callable[[str], tuple[np.ndarray, np.ndarray]],
     cols = {}
     for role, name in (("step", sel.step), ("lr", sel.lr), ("val_loss", sel.val),
                        ("epoch", sel.epoch)):
-        cols[role] = None if name is None else get(name)[0]
+        if name is None:
+            cols[role] = None
+        elif role in ("val_loss", "epoch") and runs is None:
+            # detection does not use them: converted only when looked at
+            cols[role] = (lambda n=name: get(n)[0])
+        else:
+            cols[role] = get(name)[0]
     stem = Path(path).name
     for suffix in (".gz", ".csv", ".tsv", ".jsonl", ".json", ".txt", ".log"):
         if stem.endswith(suffix):
