@@ -196,10 +196,11 @@ def diagnose(data, *, step=None, loss=None, lr=None, context: str = "scratch",
         cols = [str(c) for c in data.columns]
         df = data.copy()
         df.columns = cols
-        if step is None and df.index.name and df.index.name not in cols:
+        if step is None and df.index.name and str(df.index.name) not in cols:
+            step = str(df.index.name)  # a named index is the step (df.set_index("step"))
             df = df.reset_index()
-            cols = [str(c) for c in df.columns]
-            step = step or (df.columns[0] if df.columns[0] in ("step", df.index.name) else None)
+            df.columns = [str(c) for c in df.columns]
+            cols = list(df.columns)
         sel = Selection(cols, step=step, metric=loss,
                         lr_column=lr if isinstance(lr, str) else None, source=run)
 

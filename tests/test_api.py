@@ -37,3 +37,10 @@ def test_notebook_display():
     [d] = lrdoctor.analyze(SAMPLES / "healthy_lr1e-3.csv")
     html = d._repr_html_()
     assert "LR looks fine" in html and "data:image/png;base64," in html
+
+
+def test_diagnose_frame_with_a_named_step_index():
+    x = curves.slow()
+    df = pd.DataFrame({"loss": x}, index=pd.Index(np.arange(len(x)) * 5, name="it"))
+    d = lrdoctor.diagnose(df, lr=1e-4)
+    assert d.to_dict()["last_step"] == 5 * (len(x) - 1)
