@@ -104,11 +104,12 @@ def analyze_command(args) -> int:
         print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
     for e in errors:
         _err(str(e))
-    if args.plot and diagnoses:
-        for path, d in _plot_targets(args.plot, diagnoses):
-            try:
-                from lrdoctor.plot import save
+    figures = _plot_targets(args.plot, diagnoses) if args.plot and diagnoses else []
+    if figures:
+        from lrdoctor.plot import save
 
+        for path, d in figures:
+            try:
                 save(d, path)
             except Exception as exc:
                 _err(f"{path}: could not write the figure ({exc})")
@@ -118,10 +119,9 @@ def analyze_command(args) -> int:
     else:
         color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty()
                                            and not os.environ.get("NO_COLOR"))
-        sys.stdout.write(text_report(diagnoses, errors, color=color))
-        if args.plot and diagnoses:
-            for path, _ in _plot_targets(args.plot, diagnoses):
-                print(f"figure written to {path}")
+        sys.stdout.write(text_report(diagnoses, color=color))
+        for path, _ in figures:
+            print(f"figure written to {path}")
     return 2 if errors else 0
 
 

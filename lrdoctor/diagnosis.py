@@ -81,7 +81,7 @@ class Diagnosis:
     def summary(self) -> str:
         from lrdoctor.render import text_report
 
-        return text_report([self], [], color=False)
+        return text_report([self], color=False)
 
     def _repr_html_(self) -> str:
         from lrdoctor.render import html_summary

@@ -195,20 +195,18 @@ def _last_write_wins(step, cols):
     """
     uniq, inverse = np.unique(step, return_inverse=True)
     rows = np.arange(len(step))
+
+    def last_value(v, written):
+        """Per step, v at the last row where ``written``; NaN where none was."""
+        last = np.full(len(uniq), -1)
+        np.maximum.at(last, inverse[written], rows[written])
+        return np.where(last >= 0, v[np.maximum(last, 0)], np.nan), last >= 0
+
     out = {}
     for name in ("lr", "val_loss", "epoch"):
         v = cols[name]
-        if v is None:
-            out[name] = None
-            continue
-        has = ~np.isnan(v)
-        last = np.full(len(uniq), -1)
-        np.maximum.at(last, inverse[has], rows[has])
-        out[name] = np.where(last >= 0, v[np.maximum(last, 0)], np.nan)
+        out[name] = None if v is None else last_value(v, ~np.isnan(v))[0]
     logged = cols["logged"]
-    last = np.full(len(uniq), -1)
-    np.maximum.at(last, inverse[logged], rows[logged])
-    out["loss"] = np.where(last >= 0, cols["loss"][np.maximum(last, 0)], np.nan)
-    out["logged"] = last >= 0
+    out["loss"], out["logged"] = last_value(cols["loss"], logged)
     counts = np.bincount(inverse[logged], minlength=len(uniq))
     return uniq, _Columns(out), int((counts > 1).sum())

@@ -35,7 +35,7 @@ def advice_line(d) -> str:
     return f"{what}   (rule: {r.rule})"
 
 
-def text_report(diagnoses: list, errors: list[LrDoctorError], *, color: bool = False) -> str:
+def text_report(diagnoses: list, *, color: bool = False) -> str:
     """Verdict first, then the evidence, then the advice; plain text when piped."""
     def paint(s, verdict):
         return f"\033[1;{_COLOR[verdict]}m{s}\033[0m" if color else s

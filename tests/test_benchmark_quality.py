@@ -1,5 +1,4 @@
 """Advice quality on the dev LR-sweep benchmark stays above the naive rules (0.61)."""
-import json
 import subprocess
 import sys
 

@@ -132,24 +132,16 @@ class Curve:
         meaning of per-step minibatch noise.
         """
         if self.bin_size == 1:
-            r = self.resid
-        else:
-            idx = np.linspace(0, len(self.x) - 1, min(len(self.x), 20000)).astype(np.int64)
-            r = self.to_z(self.x[idx]) - self.trend[np.minimum(idx // self.bin_size,
-                                                                 self.n_bins - 1)]
-        if len(r) == 0:
-            return 0.0
-        return float(_MAD * np.median(np.abs(r - np.median(r))))
+            return _robust_scale(self.resid)
+        idx = np.linspace(0, len(self.x) - 1, min(len(self.x), 20000)).astype(np.int64)
+        return _robust_scale(self.to_z(self.x[idx]) - self.trend[self.bin_of(idx)])
 
     @cached_property
     def noise_early(self) -> float:
         """The noise scale over the first fifth of the run (the scatter at the starting
         level, which is what a jump above the start must stand out of)."""
         k = max(5, int(np.searchsorted(self.fraction, 0.2)))
-        r = self.resid[:k]
-        if len(r) == 0:
-            return 0.0
-        return float(_MAD * np.median(np.abs(r - np.median(r))))
+        return _robust_scale(self.resid[:k])
 
     # ------------------------------------------------------------------ reference levels
     @cached_property
@@ -166,9 +158,13 @@ class Curve:
         med = float(np.median(x[:k]))
         return float(x[0]) if x[0] > 0 and med > 3 * x[0] else med
 
+    def bin_of(self, idx):
+        """The bin holding each given point index of the finite prefix."""
+        return np.minimum(np.asarray(idx) // self.bin_size, self.n_bins - 1)
+
     def trend_at(self, idx: np.ndarray) -> np.ndarray:
         """The trend (linear units) at the given point indices of the finite prefix."""
-        return self.from_z(self.trend[np.minimum(idx // self.bin_size, self.n_bins - 1)])
+        return self.from_z(self.trend[self.bin_of(idx)])
 
     def step_at(self, bin_index) -> np.ndarray:
         """The log's step at the start of the given bin(s)."""
@@ -194,12 +190,13 @@ class Curve:
             return None
         return peak
 
-    @cached_property
-    def peak_lr(self) -> float | None:
-        if self.lr is None:
-            return None
-        fin = self.lr[np.isfinite(self.lr)]
-        return float(fin.max()) if len(fin) else None
+
+
+def _robust_scale(r: np.ndarray) -> float:
+    """1.4826 * MAD: the standard deviation of Gaussian data, unmoved by outliers."""
+    if len(r) == 0:
+        return 0.0
+    return float(_MAD * np.median(np.abs(r - np.median(r))))
 
 
 def running_median(z: np.ndarray, width: int) -> np.ndarray:

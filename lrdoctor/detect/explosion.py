@@ -66,7 +66,7 @@ class Explosion:
             # a lone blow-up after which the loss never comes down again (stuck at or above
             # its start for the rest of the run) killed the training: that is an explosion
             first = int(np.argmax(over))
-            after = curve.from_z(curve.trend[min(first // curve.bin_size + 1,
+            after = curve.from_z(curve.trend[min(int(curve.bin_of(first)) + 1,
                                                  curve.n_bins - 1):])
             if len(after) == 0 or after.min() < (1 - self.stuck_progress) * s0:
                 return []
@@ -114,13 +114,13 @@ class Divergence:
             return []
         s0 = curve.start_level
         level = curve.from_z(curve.trend)
-        best = np.minimum.accumulate(level)
+        best_z = np.minimum.accumulate(curve.trend)
+        best = curve.from_z(best_z)  # the running best (from_z is increasing)
         gap = np.maximum(s0 - best, 1e-12 * max(abs(s0), 1e-300))
         climbed = (level - best) / gap
         # a climb must stand out of the trend's own wobble (noise of a running median)
-        margin = np.abs(curve.from_z(best_z := np.minimum.accumulate(curve.trend)) -
-                        curve.from_z(best_z + 4 * curve.noise / np.sqrt(
-                            max(curve.trend_window * curve.bin_size, 1))))
+        margin = np.abs(best - curve.from_z(best_z + 4 * curve.noise / np.sqrt(
+            max(curve.trend_window * curve.bin_size, 1))))
         made_progress = (s0 - best) > self.min_progress * abs(s0)
         bad = ((climbed > self.rebound) & made_progress & (level - best > margin)) | \
               (level > s0 + margin + 0.1 * abs(s0))

@@ -39,10 +39,8 @@ class Spikes:
             margin = self.sigmas * curve.noise
         limit = curve.from_z(curve.trend + margin)
         b = curve.bin_size
-        lim = limit if b == 1 else np.repeat(limit, b)[: len(x)]
-        if len(lim) < len(x):
-            lim = np.concatenate((lim, np.full(len(x) - len(lim), limit[-1])))
-        mask = x > lim
+        # n_bins = ceil(len(x) / b), so the repeated limits always cover every point
+        mask = x > (limit if b == 1 else np.repeat(limit, b)[: len(x)])
         if not mask.any():
             return []
         rises = np.flatnonzero(np.diff(np.concatenate(([False], mask)).astype(np.int8)) == 1)

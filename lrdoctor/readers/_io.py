@@ -16,31 +16,26 @@ def is_gzip(path: Path) -> bool:
         return fh.read(2) == b"\x1f\x8b"
 
 
+def gzip_error(path, exc: BaseException) -> LrDoctorError:
+    """The one error for a gzip file cut short or damaged."""
+    return LrDoctorError(f"the gzip stream is truncated or corrupt ({exc}); "
+                         "copy the file again or decompress what is left with zcat", str(path))
+
+
 def head(path: Path, nbytes: int = 1 << 16) -> bytes:
-    """The first ``nbytes`` of the file's content (decompressed when it is gzip)."""
+    """The first ``nbytes`` of the file's content (decompressed when it is gzip; all of it
+    when ``nbytes`` is -1); a truncated gzip is a clear error."""
     try:
-        if is_gzip(path):
-            with gzip.open(path, "rb") as fh:
-                return fh.read(nbytes)
-        with open(path, "rb") as fh:
+        opener = gzip.open if is_gzip(path) else open
+        with opener(path, "rb") as fh:
             return fh.read(nbytes)
     except (EOFError, OSError, zlib.error) as exc:
-        raise LrDoctorError(f"the gzip stream is truncated or corrupt ({exc}); "
-                            "copy the file again or decompress what is left with zcat",
-                            str(path)) from None
+        raise gzip_error(path, exc) from None
 
 
 def read_bytes(path: Path) -> bytes:
-    """The whole content, decompressed when gzip; a truncated gzip is a clear error."""
-    try:
-        if is_gzip(path):
-            with gzip.open(path, "rb") as fh:
-                return fh.read()
-        return path.read_bytes()
-    except (EOFError, OSError, zlib.error) as exc:
-        raise LrDoctorError(f"the gzip stream is truncated or corrupt ({exc}); "
-                            "copy the file again or decompress what is left with zcat",
-                            str(path)) from None
+    """The whole content, decompressed when gzip."""
+    return head(path, -1)
 
 
 def check_text(path: Path, sample: bytes) -> None:

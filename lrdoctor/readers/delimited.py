@@ -83,9 +83,7 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
         raise LrDoctorError(f"cannot parse as a delimited log: {msg.splitlines()[0]}",
                             src) from None
     except (EOFError, OSError) as exc:
-        raise LrDoctorError(f"the gzip stream is truncated or corrupt ({exc}); "
-                            "copy the file again or decompress what is left with zcat",
-                            src) from None
+        raise _io.gzip_error(path, exc) from None
     if table.num_rows == 0:
         raise LrDoctorError("header only, no rows of losses yet", src)
     if path.stat().st_size > _io.MAX_LINE_BYTES and \
