@@ -48,6 +48,8 @@ class Diagnosis:
     recommendation: Recommendation
     current_lr: float | None
     notes: list[str] = field(default_factory=list)
+    #: the prepared curve the detectors read (reused by the figure, not recomputed)
+    curve: detect.Curve | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         """The run object of ``lrdoctor analyze --format json`` (docs/json_contract.md)."""
@@ -165,7 +167,7 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
                     context=context, schedule=sched)
     return Diagnosis(run=history.run, source=history.source, metric=history.metric,
                      history=history, findings=findings, verdict=verdict,
-                     recommendation=rec, current_lr=current, notes=notes)
+                     recommendation=rec, current_lr=current, notes=notes, curve=curve)
 
 
 def diagnose(data, *, step=None, loss=None, lr=None, context: str = "scratch",

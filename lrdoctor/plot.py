@@ -50,7 +50,7 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
     steps = loss.index.to_numpy().astype(np.float64)
     y = loss.to_numpy(np.float64)
     fin = np.isfinite(y)
-    curve = detect.Curve(steps=loss.index.to_numpy(), values=y)
+    curve = d.curve or detect.Curve(steps=loss.index.to_numpy(), values=y)
     pos = y[fin & (y > 0)]
     # the healthy part decides the axes: clip at a generous multiple of the starting level
     if fin.any():
