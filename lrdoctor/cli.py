@@ -108,12 +108,15 @@ def analyze_command(args) -> int:
     if figures:
         from lrdoctor.plot import save
 
+        written = []
         for path, d in figures:
             try:
                 save(d, path)
+                written.append((path, d))
             except Exception as exc:
                 _err(f"{path}: could not write the figure ({exc})")
                 errors.append(LrDoctorError(f"figure not written: {exc}", path))
+        figures = written
     if args.format == "json":
         print(json_document(diagnoses, errors))
     else:

@@ -108,3 +108,11 @@ def test_formats_lists_each_reader_with_an_example(capsys):
     assert code == 0
     names = [line.split()[0] for line in out.splitlines()]
     assert names == ["csv", "tsv", "jsonl", "hf_trainer"]
+
+
+def test_unwritable_figure_is_an_error_and_not_announced(tmp_path, capsys):
+    target = tmp_path / "no_such_dir" / "fig.png"
+    code, out, err = run(["analyze", str(SAMPLES / "nan_lr5.csv"), "--plot", str(target)],
+                         capsys)
+    assert code == 2 and "could not write the figure" in err
+    assert "figure written" not in out
