@@ -10,7 +10,7 @@ from lrdoctor import detect
 from lrdoctor.errors import LrDoctorError
 from lrdoctor.finding import Finding
 from lrdoctor.history import History, from_columns
-from lrdoctor.rules import Recommendation, recommend
+from lrdoctor.rules import Recommendation, above_range, recommend
 
 #: Kinds that say the LR is too high, strongest first.
 HIGH = ("nonfinite", "explosion", "divergence", "oscillation", "spike")
@@ -156,13 +156,21 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
     else:
         findings = detect.run(curve, detectors)
     verdict, cause = weigh(findings, n)
-    if verdict == "too_high" and cause is not None and cause.kind != "plateau" and any(
+    current = _current_lr(history, lr)
+    rule = cause.kind if cause else verdict
+    if verdict == "too_high" and cause is not None and any(
             f.kind == "plateau" for f in findings):
         notes.append("the loss is stuck high after the blow-up: the LR is too high, "
                      "not too low")
-    current = _current_lr(history, lr)
+    elif rule == "plateau" and above_range(current, context):
+        # A loss that never moves tells a too-low LR apart from one so large that the
+        # model is stuck (at chance level, dead units) only through the LR itself: above
+        # the rules' range the second reading is the likely one.
+        verdict, rule = "too_high", "stuck_high"
+        notes.append(f"the loss is flat from the start at LR {current:g}, above the "
+                     f"{context} range of the rules: read as stuck high, not too low")
     sched = _schedule(curve, findings)
-    rec = recommend(verdict, cause=cause.kind if cause else verdict,
+    rec = recommend(verdict, cause=rule,
                     severity=cause.severity if cause else 0.0, current_lr=current,
                     context=context, schedule=sched)
     return Diagnosis(run=history.run, source=history.source, metric=history.metric,

@@ -24,6 +24,7 @@ RULE_TEXT = {
     "oscillation": "violent oscillation: lower 5-10x",
     "spike": "unstable (frequent spikes): lower 5-10x",
     "plateau": "barely moving: raise 3-5x",
+    "stuck_high": "stuck from the start at an LR above the rules' range: lower 5-10x",
     "slow": "slow progress: raise 3-5x",
     "ok": "healthy: keep",
     "unknown": "too little data: keep",
@@ -59,6 +60,12 @@ class Recommendation:
         return {"action": self.action, "factor": list(self.factor),
                 "suggested_lr": self.suggested_lr, "rule": self.rule,
                 "notes": list(self.notes)}
+
+
+def above_range(lr: float | None, context: str = "scratch") -> bool:
+    """Whether ``lr`` lies above the top of the context's search range (1e-2 from scratch,
+    where the rules call an LR very large for Adam; 5e-4 for fine-tuning)."""
+    return lr is not None and lr > CONTEXTS[context]["search"][1] * 1.01
 
 
 def _round_lr(v: float) -> float:

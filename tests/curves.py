@@ -57,3 +57,10 @@ def spiky(n=2000, every=50, seed=0):
     x = healthy(n, seed=seed)
     x[100::every] *= 25
     return x
+
+
+def slow_noisy(n=800, start=1.0, end=0.7, noise=0.15, seed=0):
+    """A slow creep under heavy but ordinary minibatch scatter (~15% of the level): the
+    scatter is large next to the small drop, yet no larger than the run's own noise."""
+    rng = np.random.default_rng(seed)
+    return np.linspace(start, end, n) * np.exp(rng.normal(0, noise, n))

@@ -27,6 +27,18 @@ def test_barely_moving_raise_3_to_5x(curve):
     assert 3e-4 <= r.suggested_lr <= 5e-4
 
 
+def test_flat_from_the_start_at_a_very_large_lr_is_stuck_high():
+    # the same flat curve reads "too low" at 1e-4 and "stuck high" above the rules' range
+    d = lrdoctor.diagnose(curves.flat(), lr=0.3)
+    assert d.verdict == "too_high" and d.recommendation.action == "lower"
+    assert "stuck" in d.recommendation.rule and 0.03 <= d.recommendation.suggested_lr <= 0.06
+    assert any("stuck high" in n for n in d.notes)
+    assert lrdoctor.diagnose(curves.flat(), lr=1e-2).verdict == "too_low"  # inside range
+    assert lrdoctor.diagnose(curves.flat()).verdict == "too_low"  # LR unknown
+    ft = lrdoctor.diagnose(curves.flat(), lr=1e-3, context="finetune")
+    assert ft.verdict == "too_high"  # above the fine-tuning range 1e-5..5e-4
+
+
 def test_healthy_keep():
     d = lrdoctor.diagnose(curves.healthy(), lr=1e-3)
     assert (d.verdict, d.recommendation.action, d.recommendation.factor) == ("ok", "keep",

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lrdoctor.detect._curve import Curve, fmt_step
+from lrdoctor.detect._curve import Curve, _robust_scale, fmt_step
 from lrdoctor.finding import Finding
 
 
@@ -26,11 +26,19 @@ class Oscillation:
     min_progress : float, default 0.2
         Only runs whose late median is at least this share below the start are examined
         (a run that never came down is a plateau, not an oscillation).
+    min_relative : float, default 0.3
+        The swings must also be large against the loss level: the robust scale (1.4826 x
+        MAD) of ``log(loss / trend)`` over the late part must reach this (0.3: the loss
+        typically sits ~35% off its trend). This tells a violent swing apart from the
+        ordinary minibatch scatter of a run that made little progress, where even modest
+        noise is large next to the small drop. Not applied to losses that reach zero or
+        below (no log scale).
     """
 
     min_swing: float = 0.5
     late: float = 0.5
     min_progress: float = 0.2
+    min_relative: float = 0.3
 
     def __call__(self, curve: Curve) -> list[Finding]:
         x = curve.x
@@ -49,6 +57,11 @@ class Oscillation:
         swing = float((q90 - lo) / progress)
         if swing < self.min_swing:
             return []
+        relative = None
+        if curve.log_space:
+            relative = _robust_scale(np.log(x[idx] / level))
+            if relative < self.min_relative:
+                return []
         period = _dominant_period(curve, i0)
         sev = float(np.clip(swing, 0.4, 1.0))
         msg = (f"loss swings by {100 * swing:.0f}% of its progress around its trend from "
@@ -56,8 +69,8 @@ class Oscillation:
         if period:
             msg += f", with a period of about {period:.0f} steps"
         return [Finding("oscillation", curve.steps[i0], None, sev, msg,
-                        {"swing": swing, "median": float(med), "q90": float(q90),
-                         "period_steps": period})]
+                        {"swing": swing, "relative_scale": relative, "median": float(med),
+                         "q90": float(q90), "period_steps": period})]
 
 
 def _dominant_period(curve: Curve, i0: int) -> float | None:
