@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
+REPEATS = 5
 
 
 def write_log(path: Path, n: int, seed: int = 0) -> None:
@@ -56,14 +57,16 @@ def main(sizes: list[int]) -> None:
                   "convert_options=c.ConvertOptions(include_columns=['step','loss','lr',"
                   "'val_loss'], column_types={k: pa.float64() for k in "
                   "['step','loss','lr','val_loss']}, null_values=['']))")
-    print(f"{'steps':>10} {'analyze s':>10} {'pyarrow s':>10} {'ratio':>6} "
+    print(f"{'steps':>10} {'analyze s':>10} {'pyarrow s':>10} {'ratio':>6} {'median':>7} "
           f"{'detect pts/s':>13} {'peak MiB':>9} {'cols MiB':>9} {'mem x':>6}")
     for n in sizes:
         path = tmp / f"run_{n}.csv"
         write_log(path, n)
-        # each measured in its own fresh process; pyarrow and lrdoctor alternate, best of 3
+        # each measured in its own fresh process; pyarrow and lrdoctor alternate, best of
+        # REPEATS (this machine is a VM whose first touch of fresh memory costs a varying
+        # amount of system time, so single runs scatter by +-50%: the medians are printed too)
         walls, arrows, peaks = [], [], []
-        for _ in range(3):
+        for _ in range(REPEATS):
             w, peak = timed_child([sys.executable, "-m", "lrdoctor", "analyze", str(path),
                                    "--format", "json"])
             walls.append(w)
@@ -80,7 +83,8 @@ def main(sizes: list[int]) -> None:
         cols_mib = 4 * 8 * n / 2**20
         # peak RSS of a child is cumulative across children: report the analyze runs' max
         print(f"{n:>10.0e} {min(walls):>10.3f} {min(arrows):>10.3f} "
-              f"{min(walls) / min(arrows):>6.2f} {n / det:>13.3g} {max(peaks):>9.0f} "
+              f"{min(walls) / min(arrows):>6.2f} "
+              f"{np.median(walls) / np.median(arrows):>7.2f} {n / det:>13.3g} {max(peaks):>9.0f} "
               f"{cols_mib:>9.0f} {max(peaks) / max(cols_mib, 1):>6.1f}")
         path.unlink()
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from lrdoctor import detect
+from lrdoctor.detect._curve import lr_range
 from lrdoctor.errors import LrDoctorError
 from lrdoctor.finding import Finding
 from lrdoctor.history import History, from_columns
@@ -99,20 +100,15 @@ class Diagnosis:
 def _current_lr(history: History, lr: float | None) -> float | None:
     if lr is not None:
         return float(lr)
-    v = history.columns["lr"]
-    if v is None:
-        return None
-    v = v[np.isfinite(v)]
-    return float(v.max()) if len(v) and v.max() > 0 else None
+    rng = lr_range(history.columns["lr"])
+    return rng[1] if rng is not None and rng[1] > 0 else None
 
 
 def _schedule(curve: detect.Curve, findings: list[Finding]) -> dict:
-    lr = curve.lr
     out: dict = {"constant": True, "has_warmup": curve.warmup_end is not None}
-    if lr is not None:
-        fin = lr[np.isfinite(lr)]
-        if len(fin) > 1 and fin.min() < 0.95 * fin.max():
-            out["constant"] = False
+    rng = curve.lr_range
+    if rng is not None and rng[0] < 0.95 * rng[1]:
+        out["constant"] = False
     for f in findings:
         if f.evidence.get("after_warmup"):
             out["after_warmup"] = True
@@ -146,7 +142,7 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
     lr_col = history.columns["lr"]
     if lr_col is not None:
         lr_col = lr_col if logged.all() else lr_col[logged]
-        lr_col = None if np.isnan(lr_col).all() else lr_col
+        lr_col = None if lr_range(lr_col) is None else lr_col
     curve = detect.Curve(steps=history.logged_steps, values=values, lr=lr_col)
     notes = list(history.notes)
     if n < MIN_POINTS:

@@ -166,7 +166,7 @@ def from_columns(step, loss, *, logged=None, lr=None, val_loss=None, epoch=None,
             step = step[keep]
             cols = _Columns({k: None if v is None else v[keep]
                              for k, v in cols.resolved().items()})
-        if len(step) and np.abs(step).max() < 2**53:
+        if len(step) and max(-float(step.min()), float(step.max())) < 2**53:
             as_int = step.astype(np.int64)
             if np.array_equal(as_int, step):
                 step = as_int

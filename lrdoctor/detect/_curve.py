@@ -177,19 +177,37 @@ class Curve:
         return self.bin_start / n
 
     @cached_property
+    def lr_range(self) -> tuple[float, float] | None:
+        """(smallest, largest) logged LR, or None when the log has none (no copies: a
+        10-million-step LR column is reduced in place)."""
+        return lr_range(self.lr)
+
+    @cached_property
     def warmup_end(self) -> int | None:
         """Index of the point where the LR peaks after rising, when the log shows warmup."""
-        if self.lr is None:
+        rng = self.lr_range
+        if rng is None:
             return None
         lr = self.lr[: self.n]
-        if np.isnan(lr).all():
-            return None
-        peak = int(np.nanargmax(lr))
-        first_i = int(np.argmax(~np.isnan(lr)))
+        peak = int(np.argmax(lr == rng[1]))
+        first_i = int(np.argmax(lr == lr)) if np.isnan(lr[0]) else 0  # first logged value
         if peak <= first_i or not (lr[first_i] < 0.5 * lr[peak]) or peak > 0.5 * self.n:
             return None
         return peak
 
+
+def lr_range(lr: np.ndarray | None) -> tuple[float, float] | None:
+    """(min, max) of the finite LR values, or None; NaN cells (LR not logged) are skipped
+    by ``fmin``/``fmax`` without the copy that masking would make."""
+    if lr is None or len(lr) == 0:
+        return None
+    lo, hi = float(np.fmin.reduce(lr)), float(np.fmax.reduce(lr))
+    if np.isnan(hi):
+        return None
+    if not (np.isfinite(lo) and np.isfinite(hi)):  # an infinite LR cell: rare, mask it
+        fin = lr[np.isfinite(lr)]
+        return (float(fin.min()), float(fin.max())) if len(fin) else None
+    return lo, hi
 
 
 def _robust_scale(r: np.ndarray) -> float:

@@ -92,12 +92,21 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
         if found:
             _raise_long_line(path)
 
-    def get(name):
-        return float64_column(table.column(name))
-
     runs = None
     if sel.run:
         runs = np.asarray(table.column(sel.run).fill_null("").to_numpy(zero_copy_only=False))
+    # Each column is joined when first asked for and its parsed chunks are let go at once,
+    # so the next join reuses their memory (on a 1e7-row log this keeps the peak near one
+    # copy of the data instead of two).
+    pending = {name: table.column(name) for name in wanted}
+    del table
+    done: dict = {}
+
+    def get(name):
+        if name not in done:
+            done[name] = float64_column(pending.pop(name))
+        return done[name]
+
     return build(sel, get, runs, path=src)
 
 
@@ -141,31 +150,23 @@ def _read_wide(path: Path, sep: str, header: list[str]) -> list[History] | None:
 def float64_column(col) -> tuple[np.ndarray, np.ndarray]:
     """(values with NaN for nulls, present mask) of a float64 pyarrow ChunkedArray.
 
-    Read straight from the Arrow buffers into one preallocated array: pyarrow's own
-    ``to_numpy`` imports pandas, which would cost the command line a quarter of a second it
-    does not otherwise spend.
+    The chunks are joined by Arrow (its pooled allocator reuses the parser's freed pages,
+    which is an order of magnitude faster on a 1e7-row column than faulting in a fresh
+    NumPy array) and viewed without a copy, read-only. pyarrow's own ``to_numpy`` is not
+    used: it imports pandas, which would cost the command line a quarter of a second.
     """
+    import pyarrow as pa
+
     chunks = col.chunks
-    if len(chunks) == 1 and not chunks[0].null_count:
-        ch = chunks[0]
-        v = np.frombuffer(ch.buffers()[1], dtype=np.float64,
-                          count=ch.offset + len(ch))[ch.offset:]
-        return v, np.ones(len(v), dtype=bool)
-    n = sum(len(ch) for ch in chunks)
-    values = np.empty(n, dtype=np.float64)
-    present = np.ones(n, dtype=bool)
-    at = 0
-    for ch in chunks:
-        k, off = len(ch), ch.offset
-        validity, data = ch.buffers()[:2]
-        values[at:at + k] = np.frombuffer(data, dtype=np.float64, count=off + k)[off:]
-        if ch.null_count:
-            bits = np.unpackbits(np.frombuffer(validity, dtype=np.uint8),
-                                 bitorder="little")[off:off + k].view(bool)
-            present[at:at + k] = bits
-            values[at:at + k][~bits] = np.nan
-        at += k
-    return values, present
+    arr = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
+    n, off = len(arr), arr.offset
+    validity, data = arr.buffers()[:2]
+    values = np.frombuffer(data, dtype=np.float64, count=off + n)[off:]
+    if not arr.null_count:
+        return values, np.ones(n, dtype=bool)
+    present = np.unpackbits(np.frombuffer(validity, dtype=np.uint8),
+                            count=off + n, bitorder="little")[off:].view(bool)
+    return np.where(present, values, np.nan), present
 
 
 def _raise_bad_cell(path: Path, sep: str, header: list[str], wanted: list[str]) -> None:
