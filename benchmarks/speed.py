@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-REPEATS = 5
+REPEATS = 6
 
 
 def write_log(path: Path, n: int, seed: int = 0) -> None:
@@ -66,12 +66,20 @@ def main(sizes: list[int]) -> None:
         # REPEATS (this machine is a VM whose first touch of fresh memory costs a varying
         # amount of system time, so single runs scatter by +-50%: the medians are printed too)
         walls, arrows, peaks = [], [], []
-        for _ in range(REPEATS):
-            w, peak = timed_child([sys.executable, "-m", "lrdoctor", "analyze", str(path),
-                                   "--format", "json"])
-            walls.append(w)
-            peaks.append(peak)
-            arrows.append(timed_child([sys.executable, "-c", arrow_code, str(path)])[0])
+        analyze_cmd = [sys.executable, "-m", "lrdoctor", "analyze", str(path), "--format",
+                       "json"]
+        arrow_cmd = [sys.executable, "-c", arrow_code, str(path)]
+        for k in range(REPEATS):
+            # alternate which goes first: a process here runs faster on memory the previous
+            # one just freed, which would otherwise always favour the second of the pair
+            order = (0, 1) if k % 2 == 0 else (1, 0)
+            for which in order:
+                if which == 0:
+                    w, peak = timed_child(analyze_cmd)
+                    walls.append(w)
+                    peaks.append(peak)
+                else:
+                    arrows.append(timed_child(arrow_cmd)[0])
         from lrdoctor.readers import read
         from lrdoctor.diagnosis import diagnose_history
 

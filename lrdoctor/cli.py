@@ -60,7 +60,29 @@ def main(argv: list[str] | None = None) -> int:
         for name, example in FORMATS.items():
             print(f"{name:<11} {example}")
         return 0
+    _short_lived_allocations()
     return analyze_command(args)
+
+
+def _short_lived_allocations() -> None:
+    """Turn off NumPy's transparent-huge-page hint for this short-lived process.
+
+    NumPy asks the kernel for huge pages on every large array; where the kernel then
+    compacts memory on the spot (``defrag=madvise``), a 1e7-step log spent up to a second in
+    the kernel. A command that reads once and exits gains nothing from huge pages.
+    (``NUMPY_MADVISE_HUGEPAGE=1`` in the environment keeps them.) Only the CLI does this;
+    importing lrdoctor as a library leaves NumPy as the user set it.
+    """
+    if os.environ.get("NUMPY_MADVISE_HUGEPAGE"):
+        return
+    try:
+        from numpy._core.multiarray import _set_madvise_hugepage
+    except ImportError:  # NumPy < 2
+        try:
+            from numpy.core.multiarray import _set_madvise_hugepage
+        except ImportError:
+            return
+    _set_madvise_hugepage(False)
 
 
 def _err(msg: str) -> None:

@@ -29,6 +29,28 @@ def test_csv_nonfinite_spellings_are_values_and_empty_cells_missing(tmp_path):
     assert h.val_loss.to_dict() == {2: 1.5, 6: 1.2}
 
 
+def test_integer_steps_stay_integers_and_a_late_fractional_step_falls_back(tmp_path):
+    n = 20_000  # the fractional step lies far past the head the reader samples
+    rows = [f"{i},{2.0 - i / n},0.001,{'' if i % 100 else 1.5}" for i in range(n)]
+    p = write(tmp_path, "int.csv", "step,loss,lr,val_loss\n" + "\n".join(rows) + "\n")
+    [h] = read(p)
+    assert h.steps.dtype == np.int64 and h.steps[-1] == n - 1
+    assert h.val_loss.index[:2].tolist() == [0, 100] and (h.val_loss == 1.5).all()
+    rows.append(f"{n - 0.5},1.0,0.001,")
+    p = write(tmp_path, "frac.csv", "step,loss,lr,val_loss\n" + "\n".join(rows) + "\n")
+    [h] = read(p)
+    assert len(h.loss) == n + 1 and h.steps[-1] == n - 0.5 and h.loss.iloc[-1] == 1.0
+
+
+def test_a_bad_validation_cell_is_reported_when_the_column_is_read(tmp_path):
+    p = write(tmp_path, "v.csv", "step,loss,val_loss\n" +
+              "".join(f"{i},{2 - i / 100},\n" for i in range(20)) + "20,1.7,oops\n")
+    [h] = read(p)  # the training loss is read and can be diagnosed
+    assert len(h.loss) == 21
+    with pytest.raises(LrDoctorError, match="line 22: column 'val_loss' holds 'oops'"):
+        h.val_loss
+
+
 @pytest.mark.parametrize("header,metric,lr", [
     ("global_step,train_loss,learning_rate", "train_loss", "learning_rate"),
     ("iteration,train/loss,lr-Adam", "train/loss", "lr-Adam"),

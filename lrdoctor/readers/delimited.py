@@ -55,12 +55,22 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
                 return wide
         raise
     wanted = sel.numeric()
-    types = {c: pa.float64() for c in wanted}
-    include = wanted + ([sel.run] if sel.run else [])
+    # Detection needs the step, the loss and the LR; the validation loss and the epoch are
+    # parsed on first access (a plot, the frame), which keeps a 1e7-row read lean. A file
+    # split by a run column needs them now, row-aligned with the split.
+    later = [] if sel.run else [c for c in (sel.val, sel.epoch)
+                                if c is not None and c not in (sel.step, sel.loss, sel.lr,
+                                                               *sel.parts)]
+    now = [c for c in wanted if c not in later]
+    types = {c: pa.float64() for c in now}
+    if sel.step is not None and _integral_cells(text, sep, header, sel.step):
+        types[sel.step] = pa.int64()  # steps stay integers, no float copy to convert
+    include = now + ([sel.run] if sel.run else [])
     if sel.run:
         types[sel.run] = pa.string()
-    try:
-        table = pacsv.read_csv(
+
+    def parse(include, types):
+        return pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(block_size=_io.MAX_LINE_BYTES * 4),
             parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=False),
@@ -68,20 +78,18 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
                 include_columns=include, column_types=types, null_values=[""],
                 strings_can_be_null=True, quoted_strings_can_be_null=True),
         )
+
+    try:
+        try:
+            table = parse(include, types)
+        except pa.ArrowInvalid as exc:
+            if sel.step is None or types[sel.step] != pa.int64() or \
+                    "conversion error" not in str(exc):
+                raise
+            types[sel.step] = pa.float64()  # a fractional step further down: read as float
+            table = parse(include, types)
     except pa.ArrowInvalid as exc:
-        msg = str(exc)
-        if "conversion error" in msg:
-            _raise_bad_cell(path, sep, header, wanted)
-        if "straddl" in msg or "block" in msg:
-            _raise_long_line(path)
-        if "Expected" in msg and "columns" in msg:
-            raise LrDoctorError(f"rows do not match the header: {msg.splitlines()[0]}; "
-                                "check the delimiter or a damaged line", src) from None
-        if "Empty CSV" in msg:
-            raise LrDoctorError("the file is empty; it needs a header line and rows of losses",
-                                src) from None
-        raise LrDoctorError(f"cannot parse as a delimited log: {msg.splitlines()[0]}",
-                            src) from None
+        _raise_parse_error(path, sep, header, now, str(exc))
     except (EOFError, OSError) as exc:
         raise _io.gzip_error(path, exc) from None
     if table.num_rows == 0:
@@ -98,13 +106,20 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
     # Each column is joined when first asked for and its parsed chunks are let go at once,
     # so the next join reuses their memory (on a 1e7-row log this keeps the peak near one
     # copy of the data instead of two).
-    pending = {name: table.column(name) for name in wanted}
+    pending = {name: table.column(name) for name in now}
     del table
     done: dict = {}
 
     def get(name):
         if name not in done:
-            done[name] = float64_column(pending.pop(name))
+            if name in later:  # parsed now, on first access
+                try:
+                    col = parse([name], {name: pa.float64()}).column(name)
+                except pa.ArrowInvalid as exc:
+                    _raise_parse_error(path, sep, header, [name], str(exc))
+            else:
+                col = pending.pop(name)
+            done[name] = column_values(col)
         return done[name]
 
     return build(sel, get, runs, path=src)
@@ -134,7 +149,7 @@ def _read_wide(path: Path, sep: str, header: list[str]) -> list[History] | None:
         return None
     out = []
     for name in header:
-        values, present = float64_column(table.column(name))
+        values, present = column_values(table.column(name))
         if not present.any():
             continue
         m = _LR_IN_NAME.search(name)
@@ -147,13 +162,15 @@ def _read_wide(path: Path, sep: str, header: list[str]) -> list[History] | None:
     return out or None
 
 
-def float64_column(col) -> tuple[np.ndarray, np.ndarray]:
-    """(values with NaN for nulls, present mask) of a float64 pyarrow ChunkedArray.
+def column_values(col) -> tuple[np.ndarray, np.ndarray]:
+    """(values, present mask) of a float64 or int64 pyarrow ChunkedArray.
 
-    The chunks are joined by Arrow (its pooled allocator reuses the parser's freed pages,
-    which is an order of magnitude faster on a 1e7-row column than faulting in a fresh
-    NumPy array) and viewed without a copy, read-only. pyarrow's own ``to_numpy`` is not
-    used: it imports pandas, which would cost the command line a quarter of a second.
+    Float columns get NaN where a cell is empty; an int64 column stays int64 unless it has
+    empty cells (then float64 with NaN). The chunks are joined by Arrow (its pooled
+    allocator reuses the parser's freed pages, which is an order of magnitude faster on a
+    1e7-row column than faulting in a fresh NumPy array) and viewed without a copy,
+    read-only. pyarrow's own ``to_numpy`` is not used: it imports pandas, which would cost
+    the command line a quarter of a second.
     """
     import pyarrow as pa
 
@@ -161,12 +178,46 @@ def float64_column(col) -> tuple[np.ndarray, np.ndarray]:
     arr = chunks[0] if len(chunks) == 1 else pa.concat_arrays(chunks)
     n, off = len(arr), arr.offset
     validity, data = arr.buffers()[:2]
-    values = np.frombuffer(data, dtype=np.float64, count=off + n)[off:]
+    dtype = np.int64 if pa.types.is_integer(arr.type) else np.float64
+    values = np.frombuffer(data, dtype=dtype, count=off + n)[off:]
     if not arr.null_count:
         return values, np.ones(n, dtype=bool)
     present = np.unpackbits(np.frombuffer(validity, dtype=np.uint8),
                             count=off + n, bitorder="little")[off:].view(bool)
     return np.where(present, values, np.nan), present
+
+
+def _raise_parse_error(path: Path, sep: str, header: list[str], wanted: list[str],
+                       msg: str) -> None:
+    """One clear line for what pyarrow could not parse."""
+    src = str(path)
+    if "conversion error" in msg:
+        _raise_bad_cell(path, sep, header, wanted)
+    if "straddl" in msg or "block" in msg:
+        _raise_long_line(path)
+    if "Expected" in msg and "columns" in msg:
+        raise LrDoctorError(f"rows do not match the header: {msg.splitlines()[0]}; "
+                            "check the delimiter or a damaged line", src) from None
+    if "Empty CSV" in msg:
+        raise LrDoctorError("the file is empty; it needs a header line and rows of losses",
+                            src) from None
+    raise LrDoctorError(f"cannot parse as a delimited log: {msg.splitlines()[0]}",
+                        src) from None
+
+
+def _integral_cells(text: str, sep: str, header: list[str], name: str) -> bool:
+    """Whether the column's cells in the sample head are all plain integers (then it is
+    parsed as int64; a fractional cell further down makes the reader fall back)."""
+    try:
+        k = header.index(name)
+    except ValueError:
+        return False
+    rows = list(csv.reader(io.StringIO(text), delimiter=sep))[1:-1]  # last may be cut
+    cells = [r[k].strip() for r in rows if len(r) > k and r[k].strip()]
+    return bool(cells) and all(_INT.fullmatch(c) for c in cells)
+
+
+_INT = re.compile(r"[+-]?[0-9]+")
 
 
 def _raise_bad_cell(path: Path, sep: str, header: list[str], wanted: list[str]) -> None:
