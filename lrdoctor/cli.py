@@ -85,6 +85,10 @@ def _short_lived_allocations() -> None:
     _set_madvise_hugepage(False)
 
 
+#: Errors that, for a file found by walking a folder, mean "not a log" (skipped with a note).
+NOT_A_LOG = ("no loss column found", "no loss found in this text")
+
+
 def _err(msg: str) -> None:
     print(f"lrdoctor: {msg}", file=sys.stderr)
 
@@ -101,7 +105,7 @@ def analyze_command(args) -> int:
     if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         _err(f"--plot {args.plot}: the file must end in .png, .svg or .pdf")
         return 2
-    walked: set = set()
+    walked: dict = {}
     files, errors = expand(args.paths, walked)
     diagnoses = []
     show_progress = args.format == "text" and sys.stderr.isatty() and len(files) > 20
@@ -109,19 +113,25 @@ def analyze_command(args) -> int:
         if show_progress:
             print(f"\r{k + 1}/{len(files)} {f[-50:]:<50}", end="", file=sys.stderr)
         try:
-            diagnoses.extend(analyze(f, lr=args.lr, context=args.context, step=args.step,
-                                     metric=args.metric, lr_column=args.lr_column,
-                                     format=args.input_format))
+            found = analyze(f, lr=args.lr, context=args.context, step=args.step,
+                            metric=args.metric, lr_column=args.lr_column,
+                            format=args.input_format, pattern=args.pattern)
         except LrDoctorError as exc:
-            if f in walked and exc.message.startswith("no loss column found"):
+            if f in walked and exc.message.startswith(NOT_A_LOG):
                 _err(f"{f}: skipped, not a loss log ({exc.message.split(';')[0]})")
                 continue
             errors.append(exc)
+            continue
         except (MemoryError, KeyboardInterrupt):
             raise
         except Exception as exc:  # never a traceback for one bad input
             errors.append(LrDoctorError(f"could not be analyzed ({type(exc).__name__}: "
                                         f"{exc}); please report this with the file", f))
+            continue
+        if f in walked:  # found by walking a folder: named by its path there
+            for d in found:
+                d.run = walked[f] if len(found) == 1 else f"{walked[f]}/{d.run}"
+        diagnoses.extend(found)
     if show_progress:
         print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
     for e in errors:

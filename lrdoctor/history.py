@@ -171,6 +171,11 @@ def from_columns(step, loss, *, logged=None, lr=None, val_loss=None, epoch=None,
             if np.array_equal(as_int, step):
                 step = as_int
     notes = list(notes or [])
+    step, spread = _spread_writes_in_a_row(step, cols["logged"])
+    if spread:
+        notes.append(f"{spread} step(s) hold several losses written in a row (per-batch "
+                     "logging at one step, gradient accumulation); every write was kept, "
+                     "spread evenly within its step")
     if len(step) > 1 and not np.all(step[1:] > step[:-1]):
         order = np.argsort(step, kind="stable")
         step = step[order]
@@ -183,6 +188,24 @@ def from_columns(step, loss, *, logged=None, lr=None, val_loss=None, epoch=None,
                              "run?); the last write of each was kept")
     return History(step, cols, run=run, source=source, metric=metric, available=available,
                    notes=notes)
+
+
+def _spread_writes_in_a_row(step: np.ndarray, logged: np.ndarray) -> tuple[np.ndarray, int]:
+    """Several losses logged at one step, one after another, in a log whose steps never go
+    back, are consecutive points (a logger that writes every batch under the epoch's step),
+    not rewrites: give the k-th of m writes at step s the step ``s + k / m``. A log whose
+    steps go back (a resumed run) is left to last-write-wins."""
+    ls = step[logged]
+    if len(ls) < 2:
+        return step, 0
+    d = np.diff(ls)
+    if not (d == 0).any() or (d < 0).any():
+        return step, 0
+    left = np.searchsorted(ls, ls, side="left")
+    count = np.searchsorted(ls, ls, side="right") - left
+    out = step.astype(np.float64)
+    out[logged] = ls + (np.arange(len(ls)) - left) / count
+    return out, int(len(np.unique(ls[count > 1])))
 
 
 def _last_write_wins(step, cols):

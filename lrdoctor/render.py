@@ -66,11 +66,36 @@ def text_report(diagnoses: list, *, color: bool = False) -> str:
             out.append(f"     other loss columns: {shown}{more} (choose with --metric)")
         out.append("")
     if len(diagnoses) > 1:
+        out.append(summary_table(diagnoses, paint))
         out.append(f"{len(diagnoses)} runs: " + ", ".join(
             f"{sum(d.verdict == v for d in diagnoses)} {v}"
             for v in ("too_high", "too_low", "ok", "unknown")
             if any(d.verdict == v for d in diagnoses)))
     return "\n".join(out).rstrip() + "\n" if out else ""
+
+
+def summary_table(diagnoses: list, paint=lambda s, v: s) -> str:
+    """One line per run: run, LR, verdict, advice (the table a sweep or a folder ends with)."""
+    rows = []
+    for d in diagnoses:
+        r = d.recommendation
+        if r.action == "keep":
+            adv = "keep"
+        else:
+            adv = f"{r.action} {r.factor[0]:g}-{r.factor[1]:g}x"
+            if r.suggested_lr is not None:
+                adv += f" -> {_lr(r.suggested_lr)}"
+        rows.append((d.run, _lr(d.current_lr), d.verdict, adv))
+    w = [max(len(h), *(len(x[i]) for x in rows)) for i, h in
+         enumerate(("run", "LR", "verdict", "advice"))]
+    w[0] = min(w[0], 48)
+    lines = [f"{'run':<{w[0]}}  {'LR':>{w[1]}}  {'verdict':<{w[2]}}  advice",
+             f"{'-' * w[0]}  {'-' * w[1]}  {'-' * w[2]}  {'-' * w[3]}"]
+    for run, lr, verdict, adv in rows:
+        run = run if len(run) <= w[0] else "..." + run[-(w[0] - 3):]
+        lines.append(f"{run:<{w[0]}}  {lr:>{w[1]}}  "
+                     f"{paint(f'{verdict:<{w[2]}}', verdict)}  {adv}")
+    return "\n".join(lines) + "\n"
 
 
 def _clean(o):

@@ -14,7 +14,7 @@ from lrdoctor.history import History
 
 #: File endings looked for when a directory is given.
 LOG_SUFFIXES = (".csv", ".tsv", ".jsonl", ".csv.gz", ".tsv.gz", ".jsonl.gz",
-                "trainer_state.json", "metrics.json")
+                "trainer_state.json", "metrics.json", "log.txt", ".log")
 
 FORMATS = {
     "csv": "comma- (or tab-, semicolon-) separated with a header: step,loss,lr,val_loss",
@@ -22,6 +22,8 @@ FORMATS = {
     "jsonl": 'one JSON object per line: {"step": 10, "loss": 2.31, "lr": 0.001} '
              "(also Detectron2 metrics.json, DETR log.txt)",
     "hf_trainer": 'Hugging Face trainer_state.json: {"log_history": [{"step": 10, "loss": ...}]}',
+    "tensorboard": "TensorBoard event files: runs/exp1/events.out.tfevents.1700000000.host "
+                   "(a folder of them is one run; tags such as train/loss, loss, Loss/train)",
 }
 
 
@@ -30,6 +32,8 @@ def sniff(path: Path) -> str:
     from lrdoctor.readers import _io
 
     sample = _io.head(path, 1 << 16)
+    if _looks_like_tfrecord(sample) or (path.is_file() and _tb_name(path)):
+        return "tensorboard"
     _io.check_text(path, sample)
     first = sample.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     if first.startswith("{"):
@@ -41,6 +45,21 @@ def sniff(path: Path) -> str:
     if name.endswith(".tsv"):
         return "tsv"
     return "csv"
+
+
+def _tb_name(path: Path) -> bool:
+    from lrdoctor.readers.tensorboard import is_event_file
+
+    return is_event_file(path)
+
+
+def _looks_like_tfrecord(sample: bytes) -> bool:
+    """A TFRecord whose first record is an Event (its first field, the wall time, is tag
+    0x09) and whose length is sane."""
+    if len(sample) < 13:
+        return False
+    length = int.from_bytes(sample[:8], "little")
+    return 0 < length < (1 << 24) and sample[12] == 0x09
 
 
 def read(path: str | Path, *, format: str | None = None, step: str | None = None,
@@ -56,8 +75,12 @@ def read(path: str | Path, *, format: str | None = None, step: str | None = None
     if not p.exists():
         raise LrDoctorError("no such file; check the path", str(path))
     if p.is_dir():
-        raise LrDoctorError("is a directory; lrdoctor.read takes one file "
-                            "(lrdoctor.analyze and the CLI take directories)", str(path))
+        from lrdoctor.readers import tensorboard
+
+        if format in (None, "tensorboard") and tensorboard.event_files(p):
+            return tensorboard.read(p, step=step, metric=metric, lr_column=lr_column)
+        raise LrDoctorError("is a directory; lrdoctor.read takes one file or one run folder "
+                            "(lrdoctor.analyze and the CLI take any directory)", str(path))
     if p.stat().st_size == 0:
         raise LrDoctorError("the file is empty; it needs a header line and rows of losses",
                             str(path))
@@ -68,32 +91,37 @@ def read(path: str | Path, *, format: str | None = None, step: str | None = None
         from lrdoctor.readers import jsonlines as mod
     elif fmt == "hf_trainer":
         from lrdoctor.readers import hf_trainer as mod
+    elif fmt == "tensorboard":
+        from lrdoctor.readers import tensorboard as mod
     else:
         raise LrDoctorError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}", str(path))
     return mod.read(p, step=step, metric=metric, lr_column=lr_column)
 
 
-def expand(inputs: list[str], found_in_dirs: set | None = None
+def expand(inputs: list[str], found_in_dirs: dict | set | None = None
            ) -> tuple[list[str], list[LrDoctorError]]:
-    """Files named by paths, directories (searched recursively) and glob patterns.
+    """The logs named by paths, directories (searched recursively) and glob patterns.
 
-    Returns the files in a stable order and one error for each input that named nothing.
-    ``found_in_dirs``, when given, receives the files that were found by walking a directory
-    (a CSV there that holds no loss, such as a manifest, is skipped rather than an error).
+    Returns the inputs to read in a stable order (files, and run folders: a folder of
+    TensorBoard event files, an MLflow run) and one error for each input that named nothing.
+    ``found_in_dirs``, when given, receives what was found by walking a directory (a file
+    there that holds no loss, such as a manifest, is skipped rather than an error); when it
+    is a dict, each found input maps to the run name its path gives it.
     """
     files: list[str] = []
     errors: list[LrDoctorError] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*")
-                           if f.is_file() and f.name.lower().endswith(LOG_SUFFIXES))
+            found = walk(p)
             if not found:
                 errors.append(LrDoctorError(
-                    f"directory holds no loss logs (looked for {', '.join(LOG_SUFFIXES)})",
-                    item))
+                    "directory holds no loss logs (looked for TensorBoard event files, "
+                    f"MLflow runs and files ending in {', '.join(LOG_SUFFIXES)})", item))
             files.extend(found)
-            if found_in_dirs is not None:
+            if isinstance(found_in_dirs, dict):
+                found_in_dirs.update({f: name_by_path(Path(f), p) for f in found})
+            elif found_in_dirs is not None:
                 found_in_dirs.update(found)
         elif p.exists():
             files.append(item)
@@ -101,7 +129,68 @@ def expand(inputs: list[str], found_in_dirs: set | None = None
             found = sorted(glob.glob(item, recursive=True))
             if not found:
                 errors.append(LrDoctorError("the pattern matches no file", item))
-            files.extend(f for f in found if Path(f).is_file())
+            files.extend(f for f in found if Path(f).is_file() or _is_run_folder(Path(f)))
         else:
             errors.append(LrDoctorError("no such file or directory; check the path", item))
     return list(dict.fromkeys(files)), errors
+
+
+def walk(root: Path) -> list[str]:
+    """Every run under ``root``: log files by their ending, each folder of TensorBoard event
+    files as one run, each MLflow run folder (``meta.yaml`` beside ``metrics/``) as one run."""
+    from lrdoctor.readers.tensorboard import is_event_file
+
+    out: list[str] = []
+    tb_dirs: dict[Path, int] = {}
+    mlflow_runs: set[Path] = set()
+    for f in sorted(root.rglob("*")):
+        if not f.is_file():
+            continue
+        if any(parent in mlflow_runs for parent in f.parents):
+            continue
+        if f.name == "meta.yaml" and (f.parent / "metrics").is_dir():
+            mlflow_runs.add(f.parent)
+            out.append(str(f.parent))
+        elif is_event_file(f):
+            tb_dirs[f.parent] = tb_dirs.get(f.parent, 0) + 1
+            if tb_dirs[f.parent] == 1:
+                out.append(str(f))
+        elif f.name.lower().endswith(LOG_SUFFIXES):
+            out.append(str(f))
+    # a folder with several event files (a resumed run) is read as one run
+    several = {d for d, k in tb_dirs.items() if k > 1}
+    out = [str(Path(o).parent) if is_event_file(Path(o)) and Path(o).parent in several else o
+           for o in out]
+    # drop files found inside an MLflow run folder before the folder itself was seen
+    return [o for o in dict.fromkeys(out)
+            if not any(str(Path(o)).startswith(str(m) + "/") for m in mlflow_runs)]
+
+
+#: File names that say nothing about the run: the folder names it instead.
+GENERIC_NAMES = {"metrics", "results", "trainer_state", "log", "logs", "history",
+                 "training_log", "train_log", "wandb-history", "progress", "events"}
+
+
+def name_by_path(found: Path, root: Path) -> str:
+    """A run's name from where it was found under ``root``: ``version_0`` for
+    ``root/version_0/metrics.csv``, ``exp1/seed2`` for ``root/exp1/seed2.csv``."""
+    from lrdoctor.readers.tensorboard import is_event_file, run_name
+
+    rel = found.relative_to(root)
+    if found.is_dir():
+        return str(rel) if str(rel) != "." else root.name
+    stem = found.name
+    for suffix in (".gz", ".csv", ".tsv", ".jsonl", ".json", ".txt", ".log"):
+        stem = stem.removesuffix(suffix)
+    if is_event_file(found):
+        stem = run_name(found) if run_name(found) != found.parent.name else ""
+    parent = str(rel.parent) if str(rel.parent) != "." else ""
+    if stem.lower() in GENERIC_NAMES or not stem:
+        return parent or root.name
+    return f"{parent}/{stem}" if parent else stem
+
+
+def _is_run_folder(p: Path) -> bool:
+    from lrdoctor.readers.tensorboard import event_files
+
+    return p.is_dir() and (bool(event_files(p)) or (p / "meta.yaml").is_file())
