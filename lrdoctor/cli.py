@@ -17,6 +17,8 @@ used wrongly (the other inputs are still analyzed and reported)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from lrdoctor.readers import FORMATS
+
     from lrdoctor._version import __version__
 
     p = argparse.ArgumentParser(
@@ -38,8 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--metric", help="the column to diagnose (default: the training loss)")
     a.add_argument("--step", help="the step column (default: found by name)")
     a.add_argument("--lr-column", help="the LR column (default: found by name)")
-    a.add_argument("--input-format", dest="input_format", choices=["csv", "tsv", "jsonl", "hf_trainer"],
-                   help="force the log format instead of detecting it")
+    a.add_argument("--input-format", "--log-format", dest="input_format",
+                   choices=list(FORMATS), metavar="NAME",
+                   help="force the log format (default: found from the content, then the "
+                        "name); 'lrdoctor formats' lists them")
+    a.add_argument("--pattern", metavar="REGEX",
+                   help="read plain-text logs with this regular expression: named groups "
+                        "loss (required), step, lr, val_loss")
     a.add_argument("--plot", metavar="FILE",
                    help="write the annotated figure (.png, .svg or .pdf); with several runs "
                         "one file per run, named FILE-<run>.EXT")

@@ -227,7 +227,8 @@ def diagnose(data, *, step=None, loss=None, lr=None, context: str = "scratch",
 
 
 def analyze(path, *, lr: float | None = None, context: str = "scratch", step=None,
-            metric=None, lr_column=None, format=None, detectors=None) -> list[Diagnosis]:
+            metric=None, lr_column=None, format=None, pattern=None,
+            detectors=None) -> list[Diagnosis]:
     """Read a log file (every run it holds) and diagnose each run.
 
     Raises
@@ -239,5 +240,6 @@ def analyze(path, *, lr: float | None = None, context: str = "scratch", step=Non
 
     if not Path(path).exists():
         raise LrDoctorError("no such file; check the path", str(path))
-    hists = read(path, format=format, step=step, metric=metric, lr_column=lr_column)
+    hists = read(path, format=format, step=step, metric=metric, lr_column=lr_column,
+                 pattern=pattern)
     return [diagnose_history(h, lr=lr, context=context, detectors=detectors) for h in hists]

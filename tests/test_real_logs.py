@@ -36,6 +36,8 @@ def test_benchmark_runs_read_and_diagnosed(shared):
     ("detr/detr_log.txt", "train_loss", 1),
     ("yolo/wheat_weed_results.csv", "train/box_loss + train/cls_loss + train/dfl_loss", 1),
     ("wide/charrnn_lr_sweep.csv", "learning_rate_0.005", 4),
+    ("tensorboard/yolodog.events.out.tfevents.1676331510",
+     "train/box_loss + train/cls_loss + train/dfl_loss", 1),
 ])
 def test_other_real_formats_read_with_no_flags(shared, rel, metric, runs):
     ds = lrdoctor.analyze(shared / "real_logs" / rel)
@@ -51,3 +53,28 @@ def test_hf_eval_entries_become_validation_loss(shared):
 def test_wide_sweep_reads_lr_from_column_names(shared):
     ds = lrdoctor.analyze(shared / "real_logs/wide/charrnn_lr_sweep.csv")
     assert [d.current_lr for d in ds] == [0.005, 0.01, 0.05, 0.1]
+
+
+def test_every_real_log_analyzed_with_no_flags(shared, capsys):
+    """The issue's target: the whole folder, no flags, exit 0, every file in MANIFEST."""
+    import csv
+    import json
+
+    from lrdoctor.cli import main
+
+    code = main(["analyze", str(shared / "real_logs"), "--format", "json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    doc = json.loads(out)
+    read_files = {r["source"].split("::")[0] for r in doc["runs"]}
+    with open(shared / "real_logs/MANIFEST.csv") as f:
+        listed = {str(shared / "real_logs" / row["file"]) for row in csv.DictReader(f)}
+    assert listed <= read_files and not doc["errors"]
+    assert "MANIFEST.csv: skipped, not a loss log" in err
+
+
+def test_per_batch_writes_at_one_step_are_kept(shared):
+    # YOLO wrote every batch's loss under its epoch's step: 3 epochs, 240 points
+    [d] = lrdoctor.analyze(shared / "real_logs/tensorboard/yolodog.events.out.tfevents.1676331510")
+    assert len(d.history.logged_loss) == 240 and d.verdict != "unknown"
+    assert any("several losses written in a row" in n for n in d.notes)

@@ -17,11 +17,18 @@ LOG_SUFFIXES = (".csv", ".tsv", ".jsonl", ".csv.gz", ".tsv.gz", ".jsonl.gz",
                 "trainer_state.json", "metrics.json", "log.txt", ".log")
 
 FORMATS = {
-    "csv": "comma- (or tab-, semicolon-) separated with a header: step,loss,lr,val_loss",
+    "csv": "comma- (or tab-, semicolon-) separated with a header: step,loss,lr,val_loss "
+           "(also Lightning metrics.csv, Keras CSVLogger, YOLO results.csv, W&B history and "
+           "chart exports, one-run-per-column sweeps)",
     "tsv": "tab-separated with a header",
     "jsonl": 'one JSON object per line: {"step": 10, "loss": 2.31, "lr": 0.001} '
-             "(also Detectron2 metrics.json, DETR log.txt)",
+             "(also Detectron2 metrics.json, DETR log.txt, W&B wandb-history.jsonl)",
     "hf_trainer": 'Hugging Face trainer_state.json: {"log_history": [{"step": 10, "loss": ...}]}',
+    "text": "console output of a training script: nanoGPT 'iter 100: loss 2.31', Megatron "
+            "'iteration 100/ 500 | ... | lm loss: 2.3E+00', fairseq 'loss=2.31 ... "
+            "num_updates=100', Keras 'Epoch 3/10 ... loss: 0.31', or --pattern REGEX",
+    "mlflow": "an MLflow file-store run folder (mlruns/<experiment>/<run_id>/metrics/<key>: "
+              "'timestamp value step' lines), or an mlruns/ tree",
     "tensorboard": "TensorBoard event files: runs/exp1/events.out.tfevents.1700000000.host "
                    "(a folder of them is one run; tags such as train/loss, loss, Loss/train)",
 }
@@ -44,7 +51,21 @@ def sniff(path: Path) -> str:
     name = path.name.lower().removesuffix(".gz")
     if name.endswith(".tsv"):
         return "tsv"
-    return "csv"
+    if name.endswith(".csv") or _table_header(first):
+        return "csv"
+    return "text"
+
+
+def _table_header(text: str) -> bool:
+    """Whether the first line reads as a delimited header naming a loss or a step."""
+    from lrdoctor.readers import _columns as C
+
+    line = text.partition("\n")[0].strip()
+    for sep in (",", "\t", ";"):
+        cells = [c.strip() for c in line.split(sep)]
+        if len(cells) >= 2 and (C.find(cells, C.LOSS) or C.find(cells, C.STEP)):
+            return True
+    return False
 
 
 def _tb_name(path: Path) -> bool:
@@ -63,7 +84,8 @@ def _looks_like_tfrecord(sample: bytes) -> bool:
 
 
 def read(path: str | Path, *, format: str | None = None, step: str | None = None,
-         metric: str | None = None, lr_column: str | None = None) -> list[History]:
+         metric: str | None = None, lr_column: str | None = None,
+         pattern: str | None = None) -> list[History]:
     """Read one log file into one History per run it holds.
 
     Raises
@@ -77,14 +99,22 @@ def read(path: str | Path, *, format: str | None = None, step: str | None = None
     if p.is_dir():
         from lrdoctor.readers import tensorboard
 
+        from lrdoctor.readers import mlflow
+
         if format in (None, "tensorboard") and tensorboard.event_files(p):
             return tensorboard.read(p, step=step, metric=metric, lr_column=lr_column)
+        if format in (None, "mlflow") and mlflow.is_run_folder(p):
+            return mlflow.read(p, step=step, metric=metric, lr_column=lr_column)
         raise LrDoctorError("is a directory; lrdoctor.read takes one file or one run folder "
                             "(lrdoctor.analyze and the CLI take any directory)", str(path))
     if p.stat().st_size == 0:
         raise LrDoctorError("the file is empty; it needs a header line and rows of losses",
                             str(path))
-    fmt = format or sniff(p)
+    fmt = format or ("text" if pattern is not None else sniff(p))
+    if fmt == "text":
+        from lrdoctor.readers import text
+
+        return text.read(p, step=step, metric=metric, lr_column=lr_column, pattern=pattern)
     if fmt in ("csv", "tsv"):
         from lrdoctor.readers import delimited as mod
     elif fmt == "jsonl":
@@ -176,8 +206,13 @@ def name_by_path(found: Path, root: Path) -> str:
     ``root/version_0/metrics.csv``, ``exp1/seed2`` for ``root/exp1/seed2.csv``."""
     from lrdoctor.readers.tensorboard import is_event_file, run_name
 
+    from lrdoctor.readers import mlflow
+
     rel = found.relative_to(root)
     if found.is_dir():
+        if mlflow.is_run_folder(found):  # the run id says nothing; its name does
+            parent = str(rel.parent) if str(rel.parent) != "." else ""
+            return f"{parent}/{mlflow.run_name(found)}" if parent else mlflow.run_name(found)
         return str(rel) if str(rel) != "." else root.name
     stem = found.name
     for suffix in (".gz", ".csv", ".tsv", ".jsonl", ".json", ".txt", ".log"):
@@ -193,4 +228,6 @@ def name_by_path(found: Path, root: Path) -> str:
 def _is_run_folder(p: Path) -> bool:
     from lrdoctor.readers.tensorboard import event_files
 
-    return p.is_dir() and (bool(event_files(p)) or (p / "meta.yaml").is_file())
+    from lrdoctor.readers.mlflow import is_run_folder
+
+    return p.is_dir() and (bool(event_files(p)) or is_run_folder(p))

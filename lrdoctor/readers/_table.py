@@ -108,3 +108,60 @@ def build(sel: Selection, get: Callable[[str], tuple[np.ndarray, np.ndarray]],
                                 source=f"{path}::{name}", metric=sel.loss,
                                 available=sel.available, notes=notes))
     return out
+
+
+def from_series(series: dict, sel: Selection, src: str, run: str, notes: list[str]) -> History:
+    """One History from named (steps, values) series (TensorBoard tags, MLflow metric
+    keys): rows on the union of the loss and validation steps, the LR carried forward."""
+    loss_tags = sel.parts or [sel.loss]
+    first = series[loss_tags[0]][0]
+    if sel.parts and all(np.array_equal(series[t][0], first) for t in sel.parts):
+        steps = first  # written together, event by event: summed as they came
+        loss = np.sum([series[t][1] for t in sel.parts], axis=0)
+        notes = notes + [f"the training loss is the sum of {', '.join(sel.parts)}"]
+    elif sel.parts:  # parts are summed where every part has the step
+        common = series[sel.parts[0]][0]
+        for t in sel.parts[1:]:
+            common = np.intersect1d(common, series[t][0])
+        steps = np.unique(common)
+        loss = np.zeros(len(steps))
+        for t in sel.parts:
+            loss += _last_at(series[t], steps)
+        notes = notes + [f"the training loss is the sum of {', '.join(sel.parts)}"]
+    else:
+        steps, loss = series[sel.loss]
+    val = series.get(sel.val) if sel.val and sel.val not in loss_tags else None
+    if val is not None:
+        all_steps = np.r_[steps, val[0]]
+        loss_col = np.r_[loss, np.full(len(val[0]), np.nan)]
+        logged = np.r_[np.ones(len(steps), bool), np.zeros(len(val[0]), bool)]
+        val_col = np.r_[np.full(len(steps), np.nan), val[1]]
+    else:
+        all_steps, loss_col, logged, val_col = steps, loss, np.ones(len(steps), bool), None
+    lr = None
+    if sel.lr is not None:
+        lr = _carried(series[sel.lr], all_steps)
+    available = [t for t in C.loss_like(list(series)) if t not in loss_tags]
+    return from_columns(all_steps, loss_col, logged=logged, lr=lr, val_loss=val_col,
+                        run=run, source=src, metric=sel.loss, available=available,
+                        notes=notes)
+
+
+def _last_at(s: tuple[np.ndarray, np.ndarray], steps: np.ndarray) -> np.ndarray:
+    """The last value written at each of ``steps`` (which all occur in ``s``)."""
+    st, v = s
+    order = np.argsort(st, kind="stable")
+    st, v = st[order], v[order]
+    return v[np.searchsorted(st, steps, side="right") - 1]
+
+
+def _carried(s: tuple[np.ndarray, np.ndarray], steps: np.ndarray) -> np.ndarray:
+    """The series' value at or before each step (an LR holds until it is changed); NaN
+    before its first write."""
+    st, v = s
+    order = np.argsort(st, kind="stable")
+    st, v = st[order], v[order]
+    i = np.searchsorted(st, steps, side="right") - 1
+    out = v[np.maximum(i, 0)].astype(np.float64)
+    out[i < 0] = np.nan
+    return out

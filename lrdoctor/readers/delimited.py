@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lrdoctor.errors import LrDoctorError
-from lrdoctor.history import History
+from lrdoctor.history import History, from_columns
 from lrdoctor.readers import _io
 from lrdoctor.readers._table import Selection, build
 
@@ -43,6 +43,10 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
     header = next(csv.reader(io.StringIO(header_line), delimiter=sep))
     if len(header_line) >= len(text) - 1 and len(sample) >= (1 << 16):
         _raise_long_line(path, limit=len(sample) - 1)
+    wandb_runs = _wandb_chart_runs(header)
+    if wandb_runs:
+        return _read_wandb_chart(path, sep, header, wandb_runs, step=step, metric=metric,
+                                 lr_column=lr_column)
     try:
         sel = Selection(header, step=step, metric=metric, lr_column=lr_column, source=src)
     except LrDoctorError:
@@ -123,6 +127,77 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
         return done[name]
 
     return build(sel, get, runs, path=src)
+
+
+_WANDB_COL = re.compile(r"^(?P<run>.+?) - (?P<metric>.+?)(?P<agg>__MIN|__MAX)?$")
+
+
+def _wandb_chart_runs(header: list[str]) -> dict[str, dict[str, str]]:
+    """A W&B chart export: ``Step`` and ``<run name> - <metric>`` columns (with
+    ``__MIN``/``__MAX`` companions). Returns ``{run: {metric: column}}``, or {} when the
+    header is not one."""
+    from lrdoctor.readers import _columns as C
+
+    runs: dict[str, dict[str, str]] = {}
+    for col in header:
+        m = _WANDB_COL.match(col.strip())
+        if m and not m.group("agg"):
+            runs.setdefault(m.group("run"), {})[m.group("metric")] = col
+    if not runs or C.find(header, C.STEP) is None:
+        return {}
+    if not any(C.find(list(cols), C.LOSS) or any("loss" in C.normalize(c) for c in cols)
+               for cols in runs.values()):
+        return {}
+    return runs
+
+
+def _read_wandb_chart(path: Path, sep: str, header: list[str], runs: dict, *, step=None,
+                      metric=None, lr_column=None) -> list[History]:
+    """One History per run of a W&B chart export (the ``__MIN``/``__MAX`` band is left
+    out: the middle line is the run's value)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    from lrdoctor.readers import _columns as C
+
+    src = str(path)
+    step_col = C.find(header, C.STEP, step)
+    wanted = [step_col] + [c for cols in runs.values() for c in cols.values()]
+    try:
+        table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=sep),
+                               convert_options=pacsv.ConvertOptions(
+                                   include_columns=wanted, null_values=[""],
+                                   column_types={c: pa.float64() for c in wanted}))
+    except pa.ArrowInvalid as exc:
+        _raise_parse_error(path, sep, header, wanted, str(exc))
+    steps = column_values(table.column(step_col))[0]
+    out = []
+    for run, cols in runs.items():
+        names = list(cols)
+        try:
+            sel = Selection(names, metric=metric, lr_column=lr_column, source=src)
+        except LrDoctorError:
+            continue  # this run exported no loss (another chart's metric)
+        get = {n: column_values(table.column(cols[n])) for n in names}
+
+        def col(role):
+            return None if role is None else get[role][0]
+
+        loss, present = get[sel.loss]
+        if not present.any():
+            continue
+        lr, notes = col(sel.lr), ["a W&B chart export: one run per column group"]
+        m = _LR_IN_NAME.search(run)
+        if lr is None and m:  # a sweep's run names often carry the LR
+            lr = np.full(len(steps), float(m.group(1)))
+            notes.append(f"LR {float(m.group(1)):g} read from the run name")
+        out.append(from_columns(steps, loss, logged=present, lr=lr,
+                                val_loss=col(sel.val), run=run, source=f"{src}::{run}",
+                                metric=sel.loss, available=sel.available, notes=notes))
+    if not out:
+        raise LrDoctorError("a W&B chart export without a loss column for any run; "
+                            "name the metric with --metric", src)
+    return out
 
 
 _LR_IN_NAME = re.compile(r"(?:^|[^a-z])(?:lr|learning_rate)[_=\- ]?([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)",

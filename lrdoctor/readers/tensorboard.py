@@ -28,10 +28,9 @@ from pathlib import Path
 import numpy as np
 
 from lrdoctor.errors import LrDoctorError
-from lrdoctor.history import History, from_columns
-from lrdoctor.readers import _columns as C
+from lrdoctor.history import History
 from lrdoctor.readers import _io
-from lrdoctor.readers._table import Selection
+from lrdoctor.readers._table import Selection, from_series
 
 EVENT_FILE = re.compile(r"(^|\.)events\.out\.tfevents\.")
 
@@ -107,7 +106,19 @@ def _varint(data: np.ndarray, at: np.ndarray, limit: np.ndarray
 
 def _gather(data: np.ndarray, at: np.ndarray, width: int, dtype) -> np.ndarray:
     idx = at[:, None] + np.arange(width)
-    return data[idx].copy().view(dtype).ravel()
+    v = data[idx].copy().view(dtype).ravel()
+    return _float32_digits(v) if width == 4 else v
+
+
+def _float32_digits(v: np.ndarray) -> np.ndarray:
+    """float32 values as the decimals they were written from: 1e-3 stored as float32 reads
+    0.0010000000475 in float64; rounded to float32's 7 significant digits it is 0.001."""
+    v = v.astype(np.float64)
+    fin = np.isfinite(v) & (v != 0)
+    mag = np.floor(np.log10(np.abs(v[fin])))
+    scale = 10.0 ** (6 - mag)
+    v[fin] = np.round(v[fin] * scale) / scale
+    return v
 
 
 def _decode_fast(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray):
@@ -271,7 +282,7 @@ def _decode_slow(buf: bytes, start: int, length: int) -> list[tuple[int, str, fl
             if f2 == 1 and w2 == 2:
                 tag = buf[v2[0]:v2[1]].decode("utf-8", errors="replace")
             elif f2 == 2 and w2 == 5:
-                number = struct.unpack("<f", v2)[0]
+                number = float(_float32_digits(np.frombuffer(v2, "<f4"))[0])
             elif f2 == 8 and w2 == 2:
                 number = _tensor_scalar(buf, *v2)
         if tag is not None and number is not None:
@@ -388,60 +399,4 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
     sel = Selection(names, metric=metric, lr_column=lr_column, source=src)
     if len(files) > 1:
         notes.append(f"{len(files)} event files in this run folder were read as one run")
-    return [_assemble(series, sel, src, run_name(path), notes)]
-
-
-def _assemble(series: dict, sel: Selection, src: str, run: str, notes: list[str]) -> History:
-    """Rows on the union of the loss and validation steps; the LR carried forward."""
-    loss_tags = sel.parts or [sel.loss]
-    first = series[loss_tags[0]][0]
-    if sel.parts and all(np.array_equal(series[t][0], first) for t in sel.parts):
-        steps = first  # written together, event by event: summed as they came
-        loss = np.sum([series[t][1] for t in sel.parts], axis=0)
-        notes = notes + [f"the training loss is the sum of {', '.join(sel.parts)}"]
-    elif sel.parts:  # parts are summed where every part has the step
-        common = series[sel.parts[0]][0]
-        for t in sel.parts[1:]:
-            common = np.intersect1d(common, series[t][0])
-        steps = np.unique(common)
-        loss = np.zeros(len(steps))
-        for t in sel.parts:
-            loss += _last_at(series[t], steps)
-        notes = notes + [f"the training loss is the sum of {', '.join(sel.parts)}"]
-    else:
-        steps, loss = series[sel.loss]
-    val = series.get(sel.val) if sel.val and sel.val not in loss_tags else None
-    if val is not None:
-        all_steps = np.r_[steps, val[0]]
-        loss_col = np.r_[loss, np.full(len(val[0]), np.nan)]
-        logged = np.r_[np.ones(len(steps), bool), np.zeros(len(val[0]), bool)]
-        val_col = np.r_[np.full(len(steps), np.nan), val[1]]
-    else:
-        all_steps, loss_col, logged, val_col = steps, loss, np.ones(len(steps), bool), None
-    lr = None
-    if sel.lr is not None:
-        lr = _carried(series[sel.lr], all_steps)
-    available = [t for t in C.loss_like(list(series)) if t not in loss_tags]
-    return from_columns(all_steps, loss_col, logged=logged, lr=lr, val_loss=val_col,
-                        run=run, source=src, metric=sel.loss, available=available,
-                        notes=notes)
-
-
-def _last_at(s: tuple[np.ndarray, np.ndarray], steps: np.ndarray) -> np.ndarray:
-    """The last value written at each of ``steps`` (which all occur in ``s``)."""
-    st, v = s
-    order = np.argsort(st, kind="stable")
-    st, v = st[order], v[order]
-    return v[np.searchsorted(st, steps, side="right") - 1]
-
-
-def _carried(s: tuple[np.ndarray, np.ndarray], steps: np.ndarray) -> np.ndarray:
-    """The series' value at or before each step (an LR holds until it is changed); NaN
-    before its first write."""
-    st, v = s
-    order = np.argsort(st, kind="stable")
-    st, v = st[order], v[order]
-    i = np.searchsorted(st, steps, side="right") - 1
-    out = v[np.maximum(i, 0)].astype(np.float64)
-    out[i < 0] = np.nan
-    return out
+    return [from_series(series, sel, src, run_name(path), notes)]

@@ -1,0 +1,195 @@
+"""Plain-text training output: what a training script printed to its console or log file.
+
+Built-in dialects, tried in turn; the one that finds the most losses wins and the diagnosis
+says which was used:
+
+- nanoGPT: ``iter 100: loss 2.3100, time 12.34ms`` (and ``step 100: train loss 2.31, val
+  loss 2.40`` evaluation lines, kept as the validation loss);
+- Megatron-LM / DeepSpeed: ``iteration 100/ 5000 | ... | learning rate: 3.000E-04 | ... |
+  lm loss: 2.300E+00 | ...``;
+- fairseq: ``epoch 001:    100 / 1000 loss=9.123, ..., num_updates=100, lr=0.0001, ...``
+  (``train_inner`` lines), with ``valid on 'valid' subset | loss 8.5 | ... | num_updates 1000``;
+- Keras ``model.fit`` console output: ``Epoch 3/10`` then ``100/100 [====] - 2s - loss: 0.31
+  - val_loss: 0.35`` (the last line of each epoch gives its loss);
+- generic: any line with a step (``step``, ``iter``, ``iteration``, ``global_step``) and a
+  ``loss`` (``Step 100, Loss: 2.31``, ``[step 100] loss=2.31 lr=1e-3``), or ``Epoch [3/10]
+  ... Loss: 0.31`` per-epoch prints.
+
+``--pattern REGEX`` reads anything else: a regular expression with the named groups
+``loss`` (required) and optionally ``step``, ``lr`` and ``val_loss``, applied to every line.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+
+from lrdoctor.errors import LrDoctorError
+from lrdoctor.history import History, from_columns
+from lrdoctor.readers import _io
+
+NUM = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|NaN|inf|Inf|Infinity)"
+
+#: name -> (line regex with named groups, validation-line regex or None)
+DIALECTS = {
+    "nanoGPT": (rf"^.*?\biter (?P<step>\d+): loss (?P<loss>{NUM})",
+                rf"^.*?\bstep (?P<step>\d+): train loss {NUM}, val loss (?P<val_loss>{NUM})"),
+    "Megatron/DeepSpeed": (
+        rf"^.*?\biteration\s+(?P<step>\d+)\s*/\s*\d+\s*\|"
+        rf"(?:.*?\blearning rate:\s*(?P<lr>{NUM}))?.*?\blm loss:\s*(?P<loss>{NUM})",
+        rf"^.*?validation loss at iteration (?P<step>\d+).*?\blm loss value:\s*"
+        rf"(?P<val_loss>{NUM})"),
+    "fairseq": (
+        rf"^(?=.*?\bnum_updates=(?P<step>\d+))(?=(?:.*?\blr=(?P<lr>{NUM}))?)"
+        rf".*?\bloss=(?P<loss>{NUM})",
+        rf"^.*?valid on '[^']*' subset \|\s*(?:valid_loss|valid loss|loss)\s+"
+        rf"(?P<val_loss>{NUM}).*?\bnum_updates (?P<step>\d+)"),
+    "generic": (
+        rf"^.*?\b(?:global_step|step|iteration|iter|it)\b\s*[:=#\[]?\s*(?P<step>\d+)"
+        rf"(?:\s*/\s*\d+)?\]?.*?\b(?:train[_ ])?loss\b\s*[:=]?\s*(?P<loss>{NUM})"
+        rf"(?:.*?\b(?:lr|learning[_ ]rate)\b\s*[:=]?\s*(?P<lr>{NUM}))?",
+        None),
+    "per-epoch": (
+        rf"^.*?\bepoch\b\s*[:=\[]?\s*(?P<step>\d+)(?:\s*/\s*\d+)?\]?.*?\b(?:train[_ ])?loss\b"
+        rf"\s*[:=]?\s*(?P<loss>{NUM})",
+        None),
+}
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_REDRAW = re.compile(r"[\r\x08]+")
+_KERAS_EPOCH = re.compile(r"^Epoch (\d+)/\d+\s*$", re.MULTILINE)
+_KERAS_LOSS = re.compile(rf"(?:^|[\s\x08\r])(?:- )?loss: (?P<loss>{NUM})"
+                         rf"(?:.*?\bval_loss: (?P<val_loss>{NUM}))?", re.MULTILINE)
+_KERAS_LR = re.compile(rf"\b(?:learning_rate|lr): (?P<lr>{NUM})")
+
+
+def read(path: Path, *, step=None, metric=None, lr_column=None, pattern=None
+         ) -> list[History]:
+    src = str(path)
+    data = _io.read_bytes(path)
+    _io.check_text(path, data[: 1 << 16])
+    text = data.decode("utf-8", errors="replace").lstrip("\ufeff").replace("\r\n", "\n")
+    # colours of progress bars; a bar redrawn with \r or backspaces is a line per redraw
+    text = _REDRAW.sub("\n", _ANSI.sub("", text))
+    if pattern is not None:
+        try:
+            rx = re.compile(pattern, re.MULTILINE | re.IGNORECASE)
+        except re.error as exc:
+            raise LrDoctorError(f"--pattern is not a valid regular expression ({exc})",
+                                src) from None
+        if "loss" not in rx.groupindex:
+            raise LrDoctorError("--pattern needs a named group (?P<loss>...) for the loss "
+                                "(and may have step, lr, val_loss)", src)
+        got = _apply(rx, None, text)
+        if got is None:
+            raise LrDoctorError(f"no loss found in this text: no line matches --pattern "
+                                f"{pattern!r}", src)
+        return [_history(got, src, path, "--pattern")]
+    # the specific dialects first (their lines are unmistakable); the generic ones only
+    # when none of them matched (a nanoGPT log also has 'step N: train loss' lines)
+    best, name = None, None
+    for group in (("nanoGPT", "Megatron/DeepSpeed", "fairseq", "Keras console"),
+                  ("generic", "per-epoch")):
+        for dialect in group:
+            if dialect == "Keras console":
+                got = _keras(text)
+            else:
+                line_rx, val_rx = DIALECTS[dialect]
+                flags = re.MULTILINE | re.IGNORECASE
+                got = _apply(re.compile(line_rx, flags),
+                             re.compile(val_rx, flags) if val_rx else None, text)
+            if got is not None and (best is None or len(got["loss"]) > len(best["loss"])):
+                best, name = got, dialect
+        if best is not None:
+            break
+    if best is None:
+        raise LrDoctorError(
+            "no loss found in this text; tried nanoGPT, Megatron/DeepSpeed, fairseq, Keras "
+            "console and generic 'step N ... loss X' lines; pass --pattern with named "
+            "groups, e.g. --pattern 'step (?P<step>\\d+).*loss (?P<loss>\\S+)'", src)
+    return [_history(best, src, path, name)]
+
+
+def _floats(values: list[str]) -> np.ndarray:
+    return np.array([v if v else "nan" for v in values], dtype=np.float64)
+
+
+def _apply(rx: re.Pattern, val_rx: re.Pattern | None, text: str) -> dict | None:
+    """Columns from every line the pattern matches (findall: the loop runs in C)."""
+    names = list(rx.groupindex)
+    found = rx.findall(text)
+    if not found:
+        return None
+    if len(names) == 1:
+        found = [(f,) for f in found]
+    cols = {n: [f[rx.groupindex[n] - 1] for f in found] for n in names}
+    out = {"loss": _floats(cols["loss"])}
+    if "step" in cols:
+        out["step"] = _floats(cols["step"])
+    if "lr" in cols:
+        lr = _floats(cols["lr"])
+        out["lr"] = None if np.isnan(lr).all() else lr
+    if "val_loss" in cols:
+        v = _floats(cols["val_loss"])
+        out["val_steps"], out["val"] = out.get("step"), v
+    if val_rx is not None:
+        vf = val_rx.findall(text)
+        if vf:
+            vi = val_rx.groupindex
+            out["val"] = _floats([f[vi["val_loss"] - 1] for f in vf])
+            out["val_steps"] = _floats([f[vi["step"] - 1] for f in vf])
+    return out
+
+
+def _keras(text: str) -> dict | None:
+    """Keras ``fit`` output: the last ``loss:`` printed in each ``Epoch k/N`` block."""
+    epochs = list(_KERAS_EPOCH.finditer(text))
+    if not epochs:
+        return None
+    starts = np.array([m.start() for m in epochs])
+    numbers = np.array([int(m.group(1)) for m in epochs])
+    losses = list(_KERAS_LOSS.finditer(text))
+    if not losses:
+        return None
+    pos = np.array([m.start() for m in losses])
+    block = np.searchsorted(starts, pos, side="right") - 1
+    keep = block >= 0
+    # the last loss line of each epoch block is the epoch's result
+    last = np.r_[block[1:] != block[:-1], True] & keep
+    idx = np.flatnonzero(last)
+    loss = _floats([losses[i].group("loss") for i in idx])
+    val = _floats([losses[i].group("val_loss") or "" for i in idx])
+    lrs = [(_KERAS_LR.search(losses[i].string, losses[i].start(),
+                             text.find("\n", losses[i].start()) % (len(text) + 1)))
+           for i in idx]
+    lr = _floats([m.group("lr") if m else "" for m in lrs])
+    step = numbers[block[idx]].astype(np.float64)
+    return {"loss": loss, "step": step, "val": val if not np.isnan(val).all() else None,
+            "val_steps": step, "lr": None if np.isnan(lr).all() else lr}
+
+
+def _history(got: dict, src: str, path: Path, dialect: str) -> History:
+    loss = got["loss"]
+    step = got.get("step")
+    if step is None:
+        step = np.arange(len(loss), dtype=np.float64)
+    lr = got.get("lr")
+    val, val_steps = got.get("val"), got.get("val_steps")
+    notes = [f"read as {dialect} output"]
+    if val is not None and val_steps is not None and val_steps is not step:
+        # validation lines become rows of their own, as in a Lightning CSV
+        steps = np.r_[step, val_steps]
+        loss_col = np.r_[loss, np.full(len(val_steps), np.nan)]
+        logged = np.r_[np.ones(len(loss), bool), np.zeros(len(val_steps), bool)]
+        val_col = np.r_[np.full(len(loss), np.nan), val]
+        lr_col = None if lr is None else np.r_[lr, np.full(len(val_steps), np.nan)]
+    else:
+        steps, loss_col, logged, val_col, lr_col = step, loss, None, val, lr
+    stem = path.name
+    for suffix in (".gz", ".txt", ".log", ".out"):
+        stem = stem.removesuffix(suffix)
+    available = ["val_loss"] if val is not None else []
+    return from_columns(steps, loss_col, logged=logged, lr=lr_col, val_loss=val_col,
+                        run=stem, source=src, metric="loss", available=available,
+                        notes=notes)
