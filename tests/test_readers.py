@@ -156,3 +156,14 @@ def test_missing_file_and_directory_without_logs(tmp_path):
         read(tmp_path / "nope.csv")
     files, errors = expand([str(tmp_path)])
     assert files == [] and "holds no loss logs" in errors[0].message
+
+
+def test_csv_cut_off_mid_line_is_read_up_to_it_with_a_note(tmp_path):
+    rows = "".join(f"{i},{2 - i / 100},0.001\n" for i in range(20))
+    p = write(tmp_path, "live.csv", "step,loss,lr\n" + rows + "20,1.7")
+    [h] = read(p)
+    assert len(h.loss) == 20 and any("incomplete" in n for n in h.notes)
+    # the same short row in the middle of the file is damage, named by its line
+    p = write(tmp_path, "bad.csv", "step,loss,lr\n0,2.0,0.001\n1,1.9\n2,1.8,0.001\n")
+    with pytest.raises(LrDoctorError, match="line 3 has 2 cells where the header has 3"):
+        read(p)

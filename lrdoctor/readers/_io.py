@@ -74,3 +74,26 @@ def first_long_line(path: Path, limit: int = MAX_LINE_BYTES) -> tuple[int, int] 
                 lineno, length, start = lineno + 1, 0, nl + 1
             if length > limit:
                 return lineno, length
+
+
+def last_line_unterminated(path: Path) -> str | None:
+    """The file's last line when it does not end in a newline (a log cut off mid-write),
+    else None."""
+    if is_gzip(path):
+        data = read_bytes(path)[-(1 << 16):]
+    else:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - (1 << 16)))
+            data = f.read()
+    if not data or data.endswith(b"\n"):
+        return None
+    return data.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace").rstrip("\r")
+
+
+def open_text(path: Path):
+    """A text handle on a plain or gzip-compressed file (error paths and small files)."""
+    if is_gzip(path):
+        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+    return open(path, encoding="utf-8", errors="replace")

@@ -73,11 +73,19 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
     if sel.run:
         types[sel.run] = pa.string()
 
+    short_rows: list = []
+
+    def short_row(row):  # a row with too few or too many cells: noted, judged below
+        short_rows.append((row.number, row.text))
+        return "skip"
+
     def parse(include, types):
+        short_rows.clear()
         return pacsv.read_csv(
             path,
             read_options=pacsv.ReadOptions(block_size=_io.MAX_LINE_BYTES * 4),
-            parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=False),
+            parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=False,
+                                             invalid_row_handler=short_row),
             convert_options=pacsv.ConvertOptions(
                 include_columns=include, column_types=types, null_values=[""],
                 strings_can_be_null=True, quoted_strings_can_be_null=True),
@@ -96,6 +104,23 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
         _raise_parse_error(path, sep, header, now, str(exc))
     except (EOFError, OSError) as exc:
         raise _io.gzip_error(path, exc) from None
+    notes = []
+    if short_rows:
+        number, row_text = short_rows[0]
+        last_line = _io.last_line_unterminated(path)
+        if len(short_rows) == 1 and last_line is not None and row_text == last_line:
+            notes.append(f"the last line ({row_text[:40]!r}) is incomplete (a log still "
+                         f"being written?) and was left out")
+        else:
+            if number is None:  # error path only: find the line by its text
+                with _io.open_text(path) as f:
+                    number = next((k for k, ln in enumerate(f, 1)
+                                   if ln.rstrip("\r\n") == row_text), None)
+            where = f"line {number}" if number is not None else "a line"
+            raise LrDoctorError(
+                f"{where} has {len(next(csv.reader([row_text], delimiter=sep)))} cells where "
+                f"the header has {len(header)}: {row_text[:60]!r}; check the delimiter or "
+                "a damaged line", src)
     if table.num_rows == 0:
         raise LrDoctorError("header only, no rows of losses yet", src)
     if path.stat().st_size > _io.MAX_LINE_BYTES and \
@@ -126,7 +151,7 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
             done[name] = column_values(col)
         return done[name]
 
-    return build(sel, get, runs, path=src)
+    return build(sel, get, runs, path=src, notes=notes)
 
 
 _WANDB_COL = re.compile(r"^(?P<run>.+?) - (?P<metric>.+?)(?P<agg>__MIN|__MAX)?$")
