@@ -167,3 +167,39 @@ def test_csv_cut_off_mid_line_is_read_up_to_it_with_a_note(tmp_path):
     p = write(tmp_path, "bad.csv", "step,loss,lr\n0,2.0,0.001\n1,1.9\n2,1.8,0.001\n")
     with pytest.raises(LrDoctorError, match="line 3 has 2 cells where the header has 3"):
         read(p)
+
+
+def test_large_trainer_state_fast_path_matches_the_json_path(tmp_path):
+    from lrdoctor.readers import hf_trainer
+
+    hist = []
+    for s in range(1, 12001):
+        hist.append({"epoch": s / 4000, "grad_norm": 1.5, "learning_rate": 1e-4,
+                     "loss": 2.0 - s / 10000, "step": s})
+        if s % 500 == 0:
+            hist.append({"epoch": s / 4000, "eval_loss": 1.9 - s / 10000, "step": s})
+    hist.append({"epoch": 3.0, "step": 12000, "total_flos": 1e15, "train_loss": 1.4,
+                 "train_runtime": 100.0})
+    p = tmp_path / "trainer_state.json"
+    p.write_text(json.dumps({"global_step": 12000, "log_history": hist,
+                             "stateful_callbacks": {"a": {"args": [1, 2]}}}, indent=2,
+                            sort_keys=True))
+    assert p.stat().st_size > 1 << 20  # large enough for the Arrow path
+    data = p.read_bytes()
+    [fast] = hf_trainer._read_fast(data, str(p), step=None, metric=None, lr_column=None)
+    [slow] = read(p, format="hf_trainer")
+    p2 = tmp_path / "small_trainer_state.json"
+    p2.write_text(json.dumps({"log_history": hist}))
+    [plain] = read(p2)  # under 1 MiB: the json path
+    for h in (fast, slow):
+        assert len(h.loss) == 12000 and h.val_loss.notna().sum() == 24
+        np.testing.assert_array_equal(h.loss.to_numpy(), plain.loss.to_numpy())
+        np.testing.assert_array_equal(h.val_loss.dropna().to_numpy(),
+                                      plain.val_loss.dropna().to_numpy())
+    # a bare NaN (Python's json writes it) makes Arrow give up: the json path reads it
+    hist[5]["loss"] = float("nan")
+    p.write_text(json.dumps({"log_history": hist}, indent=2))
+    assert hf_trainer._read_fast(p.read_bytes(), str(p), step=None, metric=None,
+                                 lr_column=None) is None
+    [h] = read(p)
+    assert np.isnan(h.loss.iloc[5]) and len(h.loss) == 12000

@@ -7,6 +7,8 @@ entries carry ``eval_loss`` instead (kept as the validation loss). The final sum
 from __future__ import annotations
 
 import json
+import re
+from itertools import chain
 from pathlib import Path
 
 from lrdoctor.errors import LrDoctorError
@@ -19,6 +21,9 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
     src = str(path)
     data = _io.read_bytes(path)
     _io.check_text(path, data[: 1 << 16])
+    fast = _read_fast(data, src, step=step, metric=metric, lr_column=lr_column)
+    if fast is not None:
+        return fast
     try:
         doc = json.loads(data.decode("utf-8", errors="replace").lstrip("\ufeff"))
     except json.JSONDecodeError as exc:
@@ -31,5 +36,57 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
     records = [r for r in hist if isinstance(r, dict) and "train_runtime" not in r]
     if not records:
         raise LrDoctorError("'log_history' is empty: the Trainer logged no steps yet", src)
-    keys = list(dict.fromkeys(k for r in records for k in r))
+    keys = list(dict.fromkeys(chain.from_iterable(records)))
     return from_records(records, keys, src, [], step=step, metric=metric, lr_column=lr_column)
+
+
+_ENTRY_SEP = re.compile(rb"}\s*,\s*{")
+_ARRAY_END = re.compile(rb"}\s*]")
+
+
+def _read_fast(data: bytes, src: str, **kw) -> list[History] | None:
+    """``log_history`` parsed by Arrow's multi-threaded JSON reader (about twice as fast
+    as ``json`` on a 1e6-entry file). Its entries are flat objects of numbers, so the array
+    becomes JSON lines by splitting between them; anything unexpected (a nested value, a
+    bare NaN, a count that does not add up) returns None and the plain ``json`` path reads
+    the file instead, with its precise error messages."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.json as pajson
+
+    start = data.find(b'"log_history"')
+    if start < 0 or len(data) < (1 << 20):  # small files: json is as fast and simpler
+        return None
+    open_ = data.find(b"[", start)
+    end = _ARRAY_END.search(data, open_)
+    if open_ < 0 or end is None:
+        return None
+    body = data[open_ + 1:end.start() + 1]
+    n_objects = body.count(b"{")
+    if n_objects == 0 or body.count(b"}") != n_objects or b"[" in body:
+        return None
+    try:
+        table = pajson.read_json(pa.BufferReader(_ENTRY_SEP.sub(b"}\n{", body)),
+                                 parse_options=pajson.ParseOptions(newlines_in_values=True))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if table.num_rows != n_objects:
+        return None
+    if "train_runtime" in table.column_names:  # the final summary entry is not a step
+        table = table.filter(pc.is_null(table.column("train_runtime")))
+    if table.num_rows == 0:
+        return None
+    numeric = [c for c in table.column_names
+               if pa.types.is_integer(table.schema.field(c).type)
+               or pa.types.is_floating(table.schema.field(c).type)]
+    from lrdoctor.readers._table import Selection, build
+    from lrdoctor.readers.delimited import column_values
+
+    sel = Selection(numeric, step=kw["step"], metric=kw["metric"], lr_column=kw["lr_column"],
+                    source=src)
+
+    def get(name):
+        values, present = column_values(table.column(name).cast(pa.float64()))
+        return values, present
+
+    return build(sel, get, None, path=src)
