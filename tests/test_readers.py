@@ -196,8 +196,13 @@ def test_large_trainer_state_fast_path_matches_the_json_path(tmp_path):
         np.testing.assert_array_equal(h.loss.to_numpy(), plain.loss.to_numpy())
         np.testing.assert_array_equal(h.val_loss.dropna().to_numpy(),
                                       plain.val_loss.dropna().to_numpy())
-    # a bare NaN (Python's json writes it) makes Arrow give up: the json path reads it
+    # a bare NaN (Python's json writes it) is a value on both paths
     hist[5]["loss"] = float("nan")
+    p.write_text(json.dumps({"log_history": hist}, indent=2))
+    [h] = read(p)
+    assert np.isnan(h.loss.iloc[5]) and len(h.loss) == 12000
+    # an entry with a nested value: Arrow's path declines, json reads it
+    hist[7]["extra"] = [1, 2]
     p.write_text(json.dumps({"log_history": hist}, indent=2))
     assert hf_trainer._read_fast(p.read_bytes(), str(p), step=None, metric=None,
                                  lr_column=None) is None
