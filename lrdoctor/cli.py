@@ -17,8 +17,6 @@ used wrongly (the other inputs are still analyzed and reported)."""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lrdoctor.readers import FORMATS
-
     from lrdoctor._version import __version__
 
     p = argparse.ArgumentParser(
@@ -31,9 +29,30 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read loss logs, find instability, plateaus and slow progress, and say "
                     "whether to lower, raise or keep the learning rate.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    a.add_argument("paths", nargs="+", metavar="PATH", help="log files, directories or globs")
     a.add_argument("--format", choices=["text", "json"], default="text",
                    help="output: a report for people (default) or JSON for scripts")
+    _reading_options(a)
+    a.add_argument("--plot", metavar="FILE",
+                   help="write the annotated figure (.png, .svg or .pdf); with several runs "
+                        "the sweep figure: every run coloured by LR, verdicts marked, and "
+                        "final loss against LR")
+    a.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    r = sub.add_parser(
+        "report", help="write an HTML or Markdown report (summary table, figures, findings)",
+        description="Analyze the logs and write one report: a self-contained HTML file "
+                    "(figures embedded, no network) or Markdown with its figures beside it.")
+    r.add_argument("-o", "--output", required=True, metavar="FILE",
+                   help="report.html or report.md")
+    _reading_options(r)
+    sub.add_parser("formats", help="list the log formats lrdoctor reads, with an example each")
+    return p
+
+
+def _reading_options(a) -> None:
+    from lrdoctor.readers import FORMATS
+
+    a.add_argument("paths", nargs="+", metavar="PATH",
+                   help="log files, run folders, directories or globs")
     a.add_argument("--lr", type=float, help="the current (peak) LR, when the log lacks it")
     a.add_argument("--context", choices=["scratch", "finetune"], default="scratch",
                    help="training from scratch (default) or fine-tuning a pretrained model")
@@ -47,12 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--pattern", metavar="REGEX",
                    help="read plain-text logs with this regular expression: named groups "
                         "loss (required), step, lr, val_loss")
-    a.add_argument("--plot", metavar="FILE",
-                   help="write the annotated figure (.png, .svg or .pdf); with several runs "
-                        "one file per run, named FILE-<run>.EXT")
-    a.add_argument("--color", choices=["auto", "always", "never"], default="auto")
-    sub.add_parser("formats", help="list the log formats lrdoctor reads, with an example each")
-    return p
+    a.add_argument("--logy", action=argparse.BooleanOptionalAction, default=None,
+                   help="log-scale loss axis in figures (default: when the loss spans "
+                        "more than 1.5 decades)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<11} {example}")
         return 0
     _short_lived_allocations()
+    if args.command == "report":
+        return report_command(args)
     return analyze_command(args)
 
 
@@ -100,22 +118,17 @@ def _err(msg: str) -> None:
     print(f"lrdoctor: {msg}", file=sys.stderr)
 
 
-def analyze_command(args) -> int:
+def collect(args, *, progress: bool) -> tuple[list, list]:
+    """Read and diagnose every input: (diagnoses, errors). One bad input never stops the
+    others; files found by walking a folder are named by their path there."""
     from lrdoctor.diagnosis import analyze
     from lrdoctor.errors import LrDoctorError
     from lrdoctor.readers import expand
-    from lrdoctor.render import json_document, text_report
 
-    if args.lr is not None and not args.lr > 0:
-        _err(f"--lr must be a positive number, not {args.lr}")
-        return 2
-    if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
-        _err(f"--plot {args.plot}: the file must end in .png, .svg or .pdf")
-        return 2
     walked: dict = {}
     files, errors = expand(args.paths, walked)
     diagnoses = []
-    show_progress = args.format == "text" and sys.stderr.isatty() and len(files) > 20
+    show_progress = progress and sys.stderr.isatty() and len(files) > 20
     for k, f in enumerate(files):
         if show_progress:
             print(f"\r{k + 1}/{len(files)} {f[-50:]:<50}", end="", file=sys.stderr)
@@ -143,44 +156,70 @@ def analyze_command(args) -> int:
         print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
     for e in errors:
         _err(str(e))
-    figures = _plot_targets(args.plot, diagnoses) if args.plot and diagnoses else []
-    if figures:
+    return diagnoses, errors
+
+
+def _check_common(args) -> bool:
+    if args.lr is not None and not args.lr > 0:
+        _err(f"--lr must be a positive number, not {args.lr}")
+        return False
+    return True
+
+
+def analyze_command(args) -> int:
+    from lrdoctor.errors import LrDoctorError
+    from lrdoctor.render import json_document, text_report
+
+    if not _check_common(args):
+        return 2
+    if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
+        _err(f"--plot {args.plot}: the file must end in .png, .svg or .pdf")
+        return 2
+    diagnoses, errors = collect(args, progress=args.format == "text")
+    figures = []
+    if args.plot and diagnoses:
         from lrdoctor.plot import save
 
-        written = []
-        for path, d in figures:
-            try:
-                save(d, path)
-                written.append((path, d))
-            except Exception as exc:
-                _err(f"{path}: could not write the figure ({exc})")
-                errors.append(LrDoctorError(f"figure not written: {exc}", path))
-        figures = written
+        # one run: its diagnosis figure; several: the sweep figure of all of them
+        target = diagnoses[0] if len(diagnoses) == 1 else diagnoses
+        try:
+            save(target, args.plot, logy=args.logy)
+            figures.append(args.plot)
+        except Exception as exc:
+            _err(f"{args.plot}: could not write the figure ({exc})")
+            errors.append(LrDoctorError(f"figure not written: {exc}", args.plot))
     if args.format == "json":
         print(json_document(diagnoses, errors))
     else:
         color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty()
                                            and not os.environ.get("NO_COLOR"))
         sys.stdout.write(text_report(diagnoses, color=color))
-        for path, _ in figures:
+        for path in figures:
             print(f"figure written to {path}")
     return 2 if errors else 0
 
 
-def _plot_targets(plot: str, diagnoses: list):
-    if len(diagnoses) == 1:
-        return [(plot, diagnoses[0])]
-    p = Path(plot)
-    safe = lambda s: "".join(c if c.isalnum() or c in "-_." else "_" for c in s)  # noqa: E731
-    names = {}
-    out = []
-    for d in diagnoses:
-        base = safe(d.run)
-        names[base] = names.get(base, 0) + 1
-        if names[base] > 1:
-            base += f"_{names[base]}"
-        out.append((str(p.with_name(f"{p.stem}-{base}{p.suffix}")), d))
-    return out
+def report_command(args) -> int:
+    from lrdoctor.report import write_report
+
+    if not _check_common(args):
+        return 2
+    out = Path(args.output)
+    if out.suffix.lower() not in (".html", ".htm", ".md"):
+        _err(f"-o {args.output}: the report must end in .html or .md")
+        return 2
+    diagnoses, errors = collect(args, progress=True)
+    if not diagnoses:
+        _err("nothing could be analyzed: no report written")
+        return 2
+    try:
+        written = write_report(diagnoses, out, errors=errors, logy=args.logy)
+    except OSError as exc:
+        _err(f"{out}: could not write the report ({exc.strerror or exc})")
+        return 2
+    print(f"report written to {out}" + (f" (and {len(written) - 1} figure file(s) beside it)"
+                                        if len(written) > 1 else ""))
+    return 2 if errors else 0
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
     from matplotlib.figure import Figure
 
     from lrdoctor import detect
-    from lrdoctor.render import HEADLINE, advice_line
+    from lrdoctor.render import HEADLINE
 
     if ax is None:
         fig = Figure(figsize=(8, 4.5), dpi=150)
@@ -66,7 +66,8 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
     s_draw, y_draw = _minmax_decimate(steps[fin], y[fin])
     ax.plot(s_draw, y_draw, color=COLORS["raw"], lw=0.6, alpha=0.6, label="loss (raw)")
     if curve.n_bins >= 3:
-        ax.plot(curve.steps[curve.bin_start].astype(float), curve.from_z(curve.trend),
+        k = curve.trend_settled
+        ax.plot(curve.steps[curve.bin_start[:k]].astype(float), curve.from_z(curve.trend[:k]),
                 color=COLORS["trend"], lw=1.8, label="trend")
     val = d.history.val_loss
     if val is not None:
@@ -85,6 +86,7 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
     if off.any():  # points beyond the top edge: marked on the edge
         ax.plot(steps[off], np.full(off.sum(), top), "^", color=COLORS["high"], ms=4,
                 clip_on=False, label="off scale")
+    n_labels = 0
     for f in d.findings:
         start = f.start if f.start is not None else steps[0]
         end = f.end if f.end is not None else steps[-1]
@@ -100,9 +102,11 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
             ax.plot(sp, np.minimum(y[at], top), "v", color=COLORS["spike"], ms=4,
                     label="spike")
         else:
-            ax.axvspan(start, end, color=color, alpha=0.12, lw=0)
-            ax.annotate(f.kind, (start, top), xytext=(3, -10), textcoords="offset points",
-                        fontsize=7, color=color)
+            ax.axvspan(start, end, color=color, alpha=0.12, lw=0, label=f"_{f.kind}")
+            # labels of spans that start together are stacked, not printed over each other
+            ax.annotate(f.kind, (start, top), xytext=(3, -10 - 9 * n_labels),
+                        textcoords="offset points", fontsize=7, color=color)
+            n_labels += 1
     if d.history.lr is not None:
         lr = d.history.lr
         ax2 = ax.twinx()
@@ -114,14 +118,136 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
     ax.set_xlabel("step", fontsize=8)
     ax.set_ylabel(d.metric, fontsize=8)
     ax.tick_params(labelsize=7)
-    ax.legend(fontsize=7, loc="upper right", framealpha=0.8)
+    handles, labels = ax.get_legend_handles_labels()
+    if d.history.lr is not None:  # the LR lives on the twin axis: one legend for both
+        h2, l2 = ax2.get_legend_handles_labels()
+        handles, labels = handles + h2, labels + l2
+    seen = dict(zip(labels, handles))  # one entry per label (spikes are drawn once anyway)
+    leg = ax.legend(seen.values(), seen.keys(), fontsize=7, loc="upper right",
+                    framealpha=0.8)
+    if d.history.lr is not None:
+        leg.remove()
+        ax2.add_artist(leg)  # drawn above the LR line
     ax.set_title(f"{d.run}: {HEADLINE[d.verdict]}", fontsize=9, loc="left")
-    ax.figure.text(0.01, 0.01, advice_line(d), fontsize=7.5, ha="left", va="bottom")
+    ax.figure.text(0.01, 0.01, caption(d), fontsize=7.5, ha="left", va="bottom")
     ax.figure.subplots_adjust(bottom=0.17)
     return ax
 
 
+def caption(d) -> str:
+    """``LR too high: lower 5-10x -> 0.0001 (rule: explosion: lower 5-10x)``."""
+    r = d.recommendation
+    if r.action == "keep":
+        what = "keep" + (f" {d.current_lr:.3g}" if d.current_lr is not None else "")
+    else:
+        what = f"{r.action} {r.factor[0]:g}-{r.factor[1]:g}x"
+        if r.suggested_lr is not None:
+            what += f" -> {r.suggested_lr:.2g}"
+    from lrdoctor.render import HEADLINE
+
+    return f"{HEADLINE[d.verdict]}: {what} (rule: {r.rule})"
+
+
+VERDICT_MARKERS = {"too_high": ("v", COLORS["high"]), "too_low": ("^", COLORS["low"]),
+                   "ok": ("o", COLORS["trend"]), "unknown": ("x", COLORS["raw"])}
+
+
+def plot_sweep(diagnoses: list, fig=None, *, logy: bool | None = None):
+    """All runs on one figure, coloured by LR (log colour bar), each run's verdict marked at
+    its last point; a final-loss-vs-LR panel when the runs differ in LR.
+
+    Returns the Figure.
+    """
+    from matplotlib import colormaps
+    from matplotlib.colors import LogNorm
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+
+    lrs = np.array([np.nan if d.current_lr is None else d.current_lr for d in diagnoses])
+    known = lrs[np.isfinite(lrs)]
+    by_lr = len(np.unique(known)) > 1
+    if fig is None:
+        fig = Figure(figsize=(11, 4.5) if by_lr else (8, 4.5), dpi=150)
+    if by_lr:
+        ax, ax_lr = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
+    else:
+        ax, ax_lr = fig.add_subplot(), None
+    cmap = colormaps["viridis"]
+    norm = LogNorm(known.min(), known.max()) if by_lr else None
+    finals, all_pos, spans = [], [], []
+    for d, lr in zip(diagnoses, lrs):
+        curve = d.curve
+        if curve is None or curve.n_bins < 1:
+            finals.append(np.nan)
+            continue
+        color = cmap(norm(lr)) if by_lr and np.isfinite(lr) else COLORS["raw"]
+        k = curve.trend_settled
+        xs = curve.steps[curve.bin_start[:k]].astype(float)
+        ys = curve.from_z(curve.trend[:k])
+        ax.plot(xs, ys, color=color, lw=1.2, alpha=0.9)
+        marker, mcolor = VERDICT_MARKERS[d.verdict]
+        ax.plot([xs[-1]], [ys[-1]], marker, color=mcolor, ms=6, mec="white", mew=0.5)
+        finals.append(curve.final_level if curve.n_finite_prefix == curve.n else np.inf)
+        fin = ys[np.isfinite(ys)]
+        all_pos.extend(fin[fin > 0][:1].tolist() + fin[fin > 0][-1:].tolist())
+        spans.append(fin)
+    ys_all = np.concatenate(spans) if spans else np.array([1.0])
+    if logy is None:
+        pos = ys_all[ys_all > 0]
+        logy = bool(len(pos) == len(ys_all) and len(pos)
+                    and np.log10(pos.max() / pos.min()) > 1.5)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("step", fontsize=8)
+    ax.set_ylabel(f"{diagnoses[0].metric} (trend)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    counts = {v: sum(d.verdict == v for d in diagnoses) for v in VERDICT_MARKERS}
+    handles = [Line2D([], [], ls="", marker=m, color=c, label=f"{v} ({counts[v]})")
+               for v, (m, c) in VERDICT_MARKERS.items() if counts[v]]
+    ax.legend(handles=handles, fontsize=7, loc="upper right", framealpha=0.8,
+              title="verdict", title_fontsize=7)
+    ax.set_title(f"{len(diagnoses)} runs", fontsize=9, loc="left")
+    if by_lr:
+        from matplotlib.cm import ScalarMappable
+
+        cb = fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, pad=0.01)
+        cb.set_label("learning rate", fontsize=8)
+        cb.ax.tick_params(labelsize=7)
+        f = np.array(finals)
+        diverged = np.isfinite(lrs) & np.isinf(f)
+        ok = np.isfinite(lrs) & np.isfinite(f)
+        for d, lr, fl in zip(diagnoses, lrs, f):
+            if np.isfinite(lr) and np.isfinite(fl):
+                m, c = VERDICT_MARKERS[d.verdict]
+                ax_lr.plot([lr], [fl], m, color=c, ms=6)
+        if ok.sum() > 1:
+            order = np.argsort(lrs[ok])
+            ax_lr.plot(lrs[ok][order], f[ok][order], color=COLORS["raw"], lw=0.8, zorder=0)
+            best = np.flatnonzero(ok)[np.argmin(f[ok])]
+            ax_lr.annotate(f"lowest: LR {lrs[best]:.2g}", (lrs[best], f[best]),
+                           xytext=(0, 8), textcoords="offset points", fontsize=7,
+                           ha="center")
+        if diverged.any():  # runs that went non-finite: marked at the top edge
+            top = np.nanmax(f[ok]) * (3 if logy else 1.2) if ok.any() else 1.0
+            ax_lr.plot(lrs[diverged], np.full(diverged.sum(), top), "X",
+                       color=COLORS["high"], ms=7, clip_on=False, label="non-finite")
+            ax_lr.legend(fontsize=7, loc="upper left")
+        ax_lr.set_xscale("log")
+        if logy:
+            ax_lr.set_yscale("log")
+        ax_lr.set_xlabel("learning rate", fontsize=8)
+        ax_lr.set_ylabel("final loss (median of last 5%)", fontsize=8)
+        ax_lr.tick_params(labelsize=7)
+        ax_lr.set_title("final loss vs LR", fontsize=9, loc="left")
+    fig.tight_layout()
+    return fig
+
+
 def save(d, path: str, **kwargs) -> None:
-    """Write the figure; the format follows the extension (png, svg, pdf)."""
-    ax = plot_diagnosis(d, **kwargs)
-    ax.figure.savefig(path, dpi=150)
+    """Write the figure of one Diagnosis, or the sweep figure of a list of them; the format
+    follows the extension (png, svg, pdf)."""
+    if isinstance(d, (list, tuple)):
+        fig = d[0].plot(**kwargs).figure if len(d) == 1 else plot_sweep(list(d), **kwargs)
+    else:
+        fig = plot_diagnosis(d, **kwargs).figure
+    fig.savefig(path, dpi=150)

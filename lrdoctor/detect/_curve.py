@@ -119,6 +119,20 @@ class Curve:
             return z
         return running_median(z, min(self.trend_window, len(z) | 1))
 
+    @property
+    def trend_settled(self) -> int:
+        """Bins of the trend whose running window lies inside the curve (the last half
+        window is padded with the last bin's value: drawn, it would hook toward one noisy
+        bin)."""
+        h = min(self.trend_window, len(self.bin_median) | 1) // 2
+        return max(1, self.n_bins - h) if self.n_bins >= 3 else self.n_bins
+
+    @cached_property
+    def final_level(self) -> float:
+        """The loss at the end of the run: the median of its last 5% of finite points."""
+        x = self.x
+        return float(np.median(x[-max(1, len(x) // 20):])) if len(x) else float("nan")
+
     @cached_property
     def resid(self) -> np.ndarray:
         """Bin medians minus the trend, in trend space."""

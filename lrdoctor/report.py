@@ -1,0 +1,178 @@
+"""Reports: one HTML file (figures embedded, no network, no JavaScript) or Markdown with its
+figures written beside it. Every string that comes from a log (run names, column names,
+paths, messages) is escaped."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import re
+from pathlib import Path
+
+from lrdoctor._version import __version__
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:64rem;
+margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2.2rem;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.9rem}th,td{border:1px solid #ccc;padding:.25rem .5rem;
+text-align:left}th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
+.too_high{color:#b04000;font-weight:600}.too_low{color:#8a5a00;font-weight:600}
+.ok{color:#1d6b2f;font-weight:600}.unknown{color:#666}
+img{max-width:100%;height:auto;border:1px solid #eee}code{font-size:.85em}
+.note{color:#555;font-size:.9rem}.err{color:#b00020}
+"""
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return buf.getvalue()
+
+
+def _figures(diagnoses: list, logy) -> tuple[list[bytes], bytes | None]:
+    from lrdoctor.plot import plot_sweep
+
+    per_run = [_png(d.plot(logy=logy).figure) for d in diagnoses]
+    sweep = _png(plot_sweep(diagnoses, logy=logy)) if len(diagnoses) > 1 else None
+    return per_run, sweep
+
+
+def _advice(d) -> str:
+    r = d.recommendation
+    if r.action == "keep":
+        return "keep"
+    s = f"{r.action} {r.factor[0]:g}-{r.factor[1]:g}x"
+    return s + (f" -> {r.suggested_lr:.2g}" if r.suggested_lr is not None else "")
+
+
+def _lr(v) -> str:
+    return "unknown" if v is None else f"{v:.3g}"
+
+
+def _span(f) -> str:
+    start = "?" if f.start is None else f"{f.start:g}"
+    return f"{start}..{'end' if f.end is None else format(f.end, 'g')}"
+
+
+def write_report(diagnoses: list, path, *, errors=(), logy=None) -> list[Path]:
+    """Write the report; the format follows the extension (.html/.htm or .md). Returns the
+    files written (the report first)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    per_run, sweep = _figures(diagnoses, logy)
+    if path.suffix.lower() == ".md":
+        return _markdown(diagnoses, path, per_run, sweep, errors)
+    path.write_text(html_report(diagnoses, per_run, sweep, errors), encoding="utf-8")
+    return [path]
+
+
+def html_report(diagnoses: list, per_run: list[bytes], sweep: bytes | None, errors=()) -> str:
+    e = html.escape
+
+    def img(png: bytes, alt: str) -> str:
+        return (f'<img alt="{e(alt)}" src="data:image/png;base64,'
+                f'{base64.b64encode(png).decode("ascii")}">')
+
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           f"<title>lrdoctor report: {len(diagnoses)} run(s)</title>",
+           f"<style>{_CSS}</style></head><body>",
+           f"<h1>lrdoctor report: {len(diagnoses)} run(s)</h1>",
+           '<table class="summary"><thead><tr><th>run</th><th>LR</th><th>verdict</th>'
+           "<th>advice</th><th>rule</th></tr></thead><tbody>"]
+    for k, d in enumerate(diagnoses):
+        out.append(f'<tr><td><a href="#run-{k}">{e(d.run)}</a></td>'
+                   f'<td class="num">{e(_lr(d.current_lr))}</td>'
+                   f'<td class="{e(d.verdict)}">{e(d.verdict)}</td>'
+                   f"<td>{e(_advice(d))}</td><td>{e(d.recommendation.rule)}</td></tr>")
+    out.append("</tbody></table>")
+    if errors:
+        out.append("<h2>Inputs that could not be read</h2><ul>")
+        out += [f'<li class="err">{e(str(x))}</li>' for x in errors]
+        out.append("</ul>")
+    if sweep is not None:
+        out.append("<h2>All runs</h2>" + img(sweep, "all runs coloured by learning rate"))
+    for k, (d, png) in enumerate(zip(diagnoses, per_run)):
+        out.append(f'<h2 id="run-{k}">{e(d.run)}: <span class="{e(d.verdict)}">'
+                   f"{e(d.verdict)}</span></h2>")
+        out.append(f"<p><code>{e(d.source)}</code>: {len(d.history.logged_steps)} points of "
+                   f"<code>{e(d.metric)}</code>; LR {e(_lr(d.current_lr))}</p>")
+        out.append(img(png, f"loss curve of {d.run}"))
+        if d.findings:
+            out.append("<table><thead><tr><th>finding</th><th>steps</th><th>severity</th>"
+                       "<th>evidence</th></tr></thead><tbody>")
+            out += [f"<tr><td>{e(f.kind)}</td><td>{e(_span(f))}</td>"
+                    f'<td class="num">{f.severity:.2f}</td><td>{e(f.message)}</td></tr>'
+                    for f in d.findings]
+            out.append("</tbody></table>")
+        else:
+            out.append("<p>No instability, plateau or slow progress found.</p>")
+        out.append(f"<p><strong>{e(_advice(d))}</strong> (rule: {e(d.recommendation.rule)})"
+                   "</p>")
+        notes = d.recommendation.notes + d.notes
+        if notes:
+            out.append('<ul class="note">' + "".join(f"<li>{e(n)}</li>" for n in notes)
+                       + "</ul>")
+    out.append(f'<p class="note">Written by lrdoctor {e(__version__)}.</p></body></html>')
+    return "\n".join(out) + "\n"
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|#!~])")
+
+
+def md_escape(s: str) -> str:
+    """Text from a log made inert in Markdown: HTML escaped, Markdown's marks backslashed."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(str(s), quote=False)).replace("\n", " ")
+
+
+def _safe_name(s: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("._") or "run"
+
+
+def _markdown(diagnoses, path: Path, per_run, sweep, errors) -> list[Path]:
+    folder = path.with_name(path.stem + "_files")
+    folder.mkdir(exist_ok=True)
+    written = [path]
+    used: dict[str, int] = {}
+
+    def save(png: bytes, name: str) -> str:
+        base = _safe_name(name)
+        used[base] = used.get(base, 0) + 1
+        if used[base] > 1:
+            base += f"_{used[base]}"
+        f = folder / f"{base}.png"
+        f.write_bytes(png)
+        written.append(f)
+        return f"{folder.name}/{f.name}"
+
+    m = md_escape
+    out = [f"# lrdoctor report: {len(diagnoses)} run(s)", "",
+           "| run | LR | verdict | advice | rule |", "|---|---:|---|---|---|"]
+    for d in diagnoses:
+        out.append(f"| {m(d.run)} | {_lr(d.current_lr)} | **{d.verdict}** | "
+                   f"{_advice(d)} | {d.recommendation.rule} |")
+    out.append("")
+    if errors:
+        out += ["## Inputs that could not be read", ""] + [f"- {m(str(x))}" for x in errors]
+        out.append("")
+    if sweep is not None:
+        out += ["## All runs", "", f"![all runs coloured by learning rate]({save(sweep, 'sweep')})",
+                ""]
+    for d, png in zip(diagnoses, per_run):
+        out += [f"## {m(d.run)}: {d.verdict}", "",
+                f"{m(d.source)}: {len(d.history.logged_steps)} points of {m(d.metric)}; "
+                f"LR {_lr(d.current_lr)}", "",
+                f"![loss curve of {m(d.run)}]({save(png, 'run-' + d.run)})", ""]
+        if d.findings:
+            out += ["| finding | steps | severity | evidence |", "|---|---|---:|---|"]
+            out += [f"| {f.kind} | {_span(f)} | {f.severity:.2f} | {m(f.message)} |"
+                    for f in d.findings]
+            out.append("")
+        else:
+            out += ["No instability, plateau or slow progress found.", ""]
+        out += [f"**{_advice(d)}** (rule: {d.recommendation.rule})", ""]
+        out += [f"- {m(n)}" for n in d.recommendation.notes + d.notes]
+        out.append("")
+    out.append(f"Written by lrdoctor {__version__}.")
+    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    return written
