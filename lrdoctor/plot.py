@@ -41,7 +41,7 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
     from matplotlib.figure import Figure
 
     from lrdoctor import detect
-    from lrdoctor.render import HEADLINE
+    from lrdoctor.render import HEADLINE, caption
 
     if ax is None:
         fig = Figure(figsize=(8, 4.5), dpi=150)
@@ -132,20 +132,6 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
     ax.figure.text(0.01, 0.01, caption(d), fontsize=7.5, ha="left", va="bottom")
     ax.figure.subplots_adjust(bottom=0.17)
     return ax
-
-
-def caption(d) -> str:
-    """``LR too high: lower 5-10x -> 0.0001 (rule: explosion: lower 5-10x)``."""
-    r = d.recommendation
-    if r.action == "keep":
-        what = "keep" + (f" {d.current_lr:.3g}" if d.current_lr is not None else "")
-    else:
-        what = f"{r.action} {r.factor[0]:g}-{r.factor[1]:g}x"
-        if r.suggested_lr is not None:
-            what += f" -> {r.suggested_lr:.2g}"
-    from lrdoctor.render import HEADLINE
-
-    return f"{HEADLINE[d.verdict]}: {what} (rule: {r.rule})"
 
 
 VERDICT_MARKERS = {"too_high": ("v", COLORS["high"]), "too_low": ("^", COLORS["low"]),

@@ -24,6 +24,21 @@ def _lr(v) -> str:
     return "unknown" if v is None else f"{v:.3g}"
 
 
+def short_advice(d, *, keep_lr: bool = False) -> str:
+    """``lower 5-10x -> 0.00014``, ``raise 3-5x``, ``keep`` (``keep 0.001`` with keep_lr)."""
+    r = d.recommendation
+    if r.action == "keep":
+        return "keep" + (f" {_lr(d.current_lr)}" if keep_lr and d.current_lr is not None
+                         else "")
+    s = f"{r.action} {r.factor[0]:g}-{r.factor[1]:g}x"
+    return s + (f" -> {r.suggested_lr:.2g}" if r.suggested_lr is not None else "")
+
+
+def caption(d) -> str:
+    """``LR too high: lower 5-10x -> 0.0001 (rule: explosion: lower 5-10x)``."""
+    return f"{HEADLINE[d.verdict]}: {short_advice(d, keep_lr=True)} (rule: {d.recommendation.rule})"
+
+
 def advice_line(d) -> str:
     r = d.recommendation
     if r.action == "keep":
@@ -76,16 +91,7 @@ def text_report(diagnoses: list, *, color: bool = False) -> str:
 
 def summary_table(diagnoses: list, paint=lambda s, v: s) -> str:
     """One line per run: run, LR, verdict, advice (the table a sweep or a folder ends with)."""
-    rows = []
-    for d in diagnoses:
-        r = d.recommendation
-        if r.action == "keep":
-            adv = "keep"
-        else:
-            adv = f"{r.action} {r.factor[0]:g}-{r.factor[1]:g}x"
-            if r.suggested_lr is not None:
-                adv += f" -> {_lr(r.suggested_lr)}"
-        rows.append((d.run, _lr(d.current_lr), d.verdict, adv))
+    rows = [(d.run, _lr(d.current_lr), d.verdict, short_advice(d)) for d in diagnoses]
     w = [max(len(h), *(len(x[i]) for x in rows)) for i, h in
          enumerate(("run", "LR", "verdict", "advice"))]
     w[0] = min(w[0], 48)

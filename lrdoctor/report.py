@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from lrdoctor._version import __version__
+from lrdoctor.render import _lr, short_advice
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:64rem;
@@ -36,18 +37,6 @@ def _figures(diagnoses: list, logy) -> tuple[list[bytes], bytes | None]:
     per_run = [_png(d.plot(logy=logy).figure) for d in diagnoses]
     sweep = _png(plot_sweep(diagnoses, logy=logy)) if len(diagnoses) > 1 else None
     return per_run, sweep
-
-
-def _advice(d) -> str:
-    r = d.recommendation
-    if r.action == "keep":
-        return "keep"
-    s = f"{r.action} {r.factor[0]:g}-{r.factor[1]:g}x"
-    return s + (f" -> {r.suggested_lr:.2g}" if r.suggested_lr is not None else "")
-
-
-def _lr(v) -> str:
-    return "unknown" if v is None else f"{v:.3g}"
 
 
 def _span(f) -> str:
@@ -84,7 +73,7 @@ def html_report(diagnoses: list, per_run: list[bytes], sweep: bytes | None, erro
         out.append(f'<tr><td><a href="#run-{k}">{e(d.run)}</a></td>'
                    f'<td class="num">{e(_lr(d.current_lr))}</td>'
                    f'<td class="{e(d.verdict)}">{e(d.verdict)}</td>'
-                   f"<td>{e(_advice(d))}</td><td>{e(d.recommendation.rule)}</td></tr>")
+                   f"<td>{e(short_advice(d))}</td><td>{e(d.recommendation.rule)}</td></tr>")
     out.append("</tbody></table>")
     if errors:
         out.append("<h2>Inputs that could not be read</h2><ul>")
@@ -107,7 +96,7 @@ def html_report(diagnoses: list, per_run: list[bytes], sweep: bytes | None, erro
             out.append("</tbody></table>")
         else:
             out.append("<p>No instability, plateau or slow progress found.</p>")
-        out.append(f"<p><strong>{e(_advice(d))}</strong> (rule: {e(d.recommendation.rule)})"
+        out.append(f"<p><strong>{e(short_advice(d))}</strong> (rule: {e(d.recommendation.rule)})"
                    "</p>")
         notes = d.recommendation.notes + d.notes
         if notes:
@@ -150,7 +139,7 @@ def _markdown(diagnoses, path: Path, per_run, sweep, errors) -> list[Path]:
            "| run | LR | verdict | advice | rule |", "|---|---:|---|---|---|"]
     for d in diagnoses:
         out.append(f"| {m(d.run)} | {_lr(d.current_lr)} | **{d.verdict}** | "
-                   f"{_advice(d)} | {d.recommendation.rule} |")
+                   f"{short_advice(d)} | {d.recommendation.rule} |")
     out.append("")
     if errors:
         out += ["## Inputs that could not be read", ""] + [f"- {m(str(x))}" for x in errors]
@@ -170,7 +159,7 @@ def _markdown(diagnoses, path: Path, per_run, sweep, errors) -> list[Path]:
             out.append("")
         else:
             out += ["No instability, plateau or slow progress found.", ""]
-        out += [f"**{_advice(d)}** (rule: {d.recommendation.rule})", ""]
+        out += [f"**{short_advice(d)}** (rule: {d.recommendation.rule})", ""]
         out += [f"- {m(n)}" for n in d.recommendation.notes + d.notes]
         out.append("")
     out.append(f"Written by lrdoctor {__version__}.")
