@@ -107,7 +107,8 @@ def test_formats_lists_each_reader_with_an_example(capsys):
     code, out, _ = run(["formats"], capsys)
     assert code == 0
     names = [line.split()[0] for line in out.splitlines()]
-    assert names == ["csv", "tsv", "jsonl", "hf_trainer", "text", "mlflow", "tensorboard"]
+    assert names == ["csv", "tsv", "jsonl", "hf_trainer", "text", "mlflow", "wandb",
+                     "tensorboard"]
 
 
 def test_unwritable_figure_is_an_error_and_not_announced(tmp_path, capsys):

@@ -288,3 +288,28 @@ def test_empty_folder_says_what_it_looked_for(tmp_path, capsys):
     assert main(["analyze", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "TensorBoard event files" in err and "MLflow" in err
+
+
+# ------------------------------------------------------------------ W&B run files
+
+def test_wandb_run_file_written_by_wandb():
+    f = FIXTURES / "wandb_offline.wandb"  # scripts/make_wandb_fixture.py, wandb 0.31
+    assert f.stat().st_size > 32 * 1024  # records cross the data store's 32 KiB blocks
+    assert sniff(f) == "wandb"
+    [h] = read(f)
+    assert h.run == "adam-lr3e-4" and h.metric == "train/loss" and len(h.loss) == 250
+    assert np.isnan(h.loss.loc[150]) and h.loss.isna().sum() == 1  # a NaN is a value
+    assert h.lr.iloc[0] == 3e-4 and h.val_loss.dropna().index.tolist() == [0, 50, 100, 150,
+                                                                          200]
+    assert h.loss.iloc[0] == pytest.approx(2.4)
+
+
+def test_wandb_run_file_cut_off_is_read_up_to_the_cut(tmp_path):
+    data = (FIXTURES / "wandb_offline.wandb").read_bytes()
+    p = tmp_path / "run-x.wandb"
+    p.write_bytes(data[: len(data) * 2 // 3])
+    [h] = read(p)
+    assert 100 < len(h.loss) < 250 and any("incomplete" in n for n in h.notes)
+    p.write_bytes(b":W&B\xbe\xe1\x00")
+    with pytest.raises(LrDoctorError, match="no history rows"):
+        read(p)

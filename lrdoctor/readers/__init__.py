@@ -14,7 +14,7 @@ from lrdoctor.history import History
 
 #: File endings looked for when a directory is given.
 LOG_SUFFIXES = (".csv", ".tsv", ".jsonl", ".csv.gz", ".tsv.gz", ".jsonl.gz",
-                "trainer_state.json", "metrics.json", "log.txt", ".log")
+                "trainer_state.json", "metrics.json", "log.txt", ".log", ".wandb")
 
 FORMATS = {
     "csv": "comma- (or tab-, semicolon-) separated with a header: step,loss,lr,val_loss "
@@ -29,6 +29,8 @@ FORMATS = {
             "num_updates=100', Keras 'Epoch 3/10 ... loss: 0.31', or --pattern REGEX",
     "mlflow": "an MLflow file-store run folder (mlruns/<experiment>/<run_id>/metrics/<key>: "
               "'timestamp value step' lines), or an mlruns/ tree",
+    "wandb": "a W&B run file: wandb/offline-run-*/run-<id>.wandb (history rows; read "
+             "without the wandb package)",
     "tensorboard": "TensorBoard event files: runs/exp1/events.out.tfevents.1700000000.host "
                    "(a folder of them is one run; tags such as train/loss, loss, Loss/train)",
 }
@@ -41,6 +43,8 @@ def sniff(path: Path) -> str:
     sample = _io.head(path, 1 << 16)
     if _looks_like_tfrecord(sample) or (path.is_file() and _tb_name(path)):
         return "tensorboard"
+    if sample.startswith(b":W&B"):
+        return "wandb"
     _io.check_text(path, sample)
     first = sample.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     if first.startswith("{"):
@@ -123,6 +127,8 @@ def read(path: str | Path, *, format: str | None = None, step: str | None = None
         from lrdoctor.readers import hf_trainer as mod
     elif fmt == "tensorboard":
         from lrdoctor.readers import tensorboard as mod
+    elif fmt == "wandb":
+        from lrdoctor.readers import wandb as mod
     else:
         raise LrDoctorError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}", str(path))
     return mod.read(p, step=step, metric=metric, lr_column=lr_column)
@@ -215,8 +221,10 @@ def name_by_path(found: Path, root: Path) -> str:
             return f"{parent}/{mlflow.run_name(found)}" if parent else mlflow.run_name(found)
         return str(rel) if str(rel) != "." else root.name
     stem = found.name
-    for suffix in (".gz", ".csv", ".tsv", ".jsonl", ".json", ".txt", ".log"):
+    for suffix in (".gz", ".csv", ".tsv", ".jsonl", ".json", ".txt", ".log", ".wandb"):
         stem = stem.removesuffix(suffix)
+    if found.name.endswith(".wandb"):
+        stem = ""  # run-<id>.wandb: its folder (offline-run-<date>-<id>) names it
     if is_event_file(found):
         stem = run_name(found) if run_name(found) != found.parent.name else ""
     parent = str(rel.parent) if str(rel.parent) != "." else ""
