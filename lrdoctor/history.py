@@ -171,6 +171,9 @@ def from_columns(step, loss, *, logged=None, lr=None, val_loss=None, epoch=None,
             if np.array_equal(as_int, step):
                 step = as_int
     notes = list(notes or [])
+    if len(step) > 1 and np.all(step[1:] > step[:-1]):  # the common case: nothing to do
+        return History(step, cols, run=run, source=source, metric=metric,
+                       available=available, notes=notes)
     step, spread = _spread_writes_in_a_row(step, cols["logged"])
     if spread:
         notes.append(f"{spread} step(s) hold several losses written in a row (per-batch "

@@ -111,3 +111,14 @@ def test_lone_blow_up_that_leaves_the_run_stuck_is_an_explosion():
     x[40] = 20.0
     x[41:] = 2.3 * np.exp(np.random.default_rng(2).normal(0, 0.005, 759))
     assert "explosion" in kinds(x)
+
+
+@pytest.mark.parametrize("n,spikes", [(3000, 5), (200_000, 7), (200_000, 20_000)])
+def test_points_over_scans_only_bins_that_can_hold_them(n, spikes):
+    rng = np.random.default_rng(1)
+    x = curves.healthy(n=n)
+    x[rng.choice(n, spikes, replace=False)] *= 30
+    c = Curve(np.arange(n), x)
+    for limit in (float(np.quantile(x, 0.999)), c.from_z(c.trend + 1.0)):
+        per_point = limit if np.ndim(limit) == 0 else np.repeat(limit, c.bin_size)[:n]
+        np.testing.assert_array_equal(c.points_over(limit), np.flatnonzero(x > per_point))

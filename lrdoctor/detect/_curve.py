@@ -172,6 +172,25 @@ class Curve:
         med = float(np.median(x[:k]))
         return float(x[0]) if x[0] > 0 and med > 3 * x[0] else med
 
+    def points_over(self, limit) -> np.ndarray:
+        """Indices (into the finite prefix) of the points above ``limit``: a scalar, or one
+        value per bin. Only the bins whose exact max exceeds their limit are scanned, so a
+        long healthy log with a few spikes costs a pass over its bin maxima, not over every
+        point."""
+        lim = np.broadcast_to(np.asarray(limit, dtype=np.float64), (self.n_bins,))
+        cand = np.flatnonzero(self.bin_max > lim)
+        b = self.bin_size
+        if b == 1 or len(cand) == 0:
+            return cand
+        x = self.x
+        if len(cand) > self.n_bins // 8:  # many: one pass over everything is cheaper
+            return np.flatnonzero(x > np.repeat(lim, b)[: len(x)])
+        starts = self.bin_start[cand]
+        lengths = np.minimum(starts + b, len(x)) - starts
+        offsets = np.cumsum(lengths) - lengths
+        idx = np.arange(int(lengths.sum())) - np.repeat(offsets - starts, lengths)
+        return idx[x[idx] > np.repeat(lim[cand], lengths)]
+
     def bin_of(self, idx):
         """The bin holding each given point index of the finite prefix."""
         return np.minimum(np.asarray(idx) // self.bin_size, self.n_bins - 1)

@@ -52,34 +52,33 @@ class Explosion:
         else:
             margin = max((self.factor - 1) * abs(s0), self.noise_sigmas * noise)
         limit = curve.from_z(z0 + margin)
-        if not (curve.bin_max > limit).any():
+        over = curve.points_over(limit)  # indices of the points above the limit
+        if len(over) == 0:
             return []
         x = curve.x
-        over = x > limit
         # a blow-up is sustained (two points in a row or more) or comes with the very first
         # updates ("explodes early"); a lone excursion later is a spike, for Spikes to count
         early = max(self.early_points, int(self.early_fraction * len(x)))
-        keep = over.copy()
-        keep[early:] &= (np.concatenate(([False], over[:-1])) |
-                         np.concatenate((over[1:], [False])))[early:]
-        if not keep.any():
+        gap = np.diff(over) == 1
+        in_a_row = np.r_[False, gap] | np.r_[gap, False]
+        hit = over[in_a_row | (over < early)]
+        if len(hit) == 0:
             # a lone blow-up after which the loss never comes down again (stuck at or above
             # its start for the rest of the run) killed the training: that is an explosion
-            first = int(np.argmax(over))
+            first = int(over[0])
             after = curve.from_z(curve.trend[min(int(curve.bin_of(first)) + 1,
                                                  curve.n_bins - 1):])
             if len(after) == 0 or after.min() < (1 - self.stuck_progress) * s0:
                 return []
-            keep = over
-        hit = np.flatnonzero(keep)
+            hit = over
         p0, p1 = int(hit[0]), int(hit[-1])
-        top = float(x[keep].max())
+        top = float(x[hit].max())
         end = None if p1 == len(x) - 1 else curve.steps[p1]
         ratio = top / s0 if s0 > 0 else float("inf")
         sev = float(np.clip(np.log10(max(ratio, 1.0)) / 2.0, 0.4, 1.0))
         msg = (f"loss jumps to {top:.3g}, {ratio:.0f}x its starting {s0:.3g}, "
                f"at step {fmt_step(curve.steps[p0])}")
-        ev = {"peak": top, "start_level": s0, "ratio": ratio, "n_points_over": int(keep.sum())}
+        ev = {"peak": top, "start_level": s0, "ratio": ratio, "n_points_over": int(len(hit))}
         w = curve.warmup_end
         if w is not None:
             if w - self.warmup_window * curve.n <= p0 <= w + self.warmup_window * curve.n:

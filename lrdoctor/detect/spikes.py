@@ -37,17 +37,15 @@ class Spikes:
             margin = max(self.sigmas * curve.noise, np.log(self.min_ratio))
         else:
             margin = self.sigmas * curve.noise
-        limit = curve.from_z(curve.trend + margin)
-        b = curve.bin_size
-        # n_bins = ceil(len(x) / b), so the repeated limits always cover every point
-        mask = x > (limit if b == 1 else np.repeat(limit, b)[: len(x)])
-        if not mask.any():
+        over = curve.points_over(curve.from_z(curve.trend + margin))
+        if len(over) == 0:
             return []
-        rises = np.flatnonzero(np.diff(np.concatenate(([False], mask)).astype(np.int8)) == 1)
+        # an event is a run of consecutive points above the limit
+        rises = over[np.r_[True, np.diff(over) > 1]]
         events = len(rises)
         rate = events / len(x)
         sev = float(np.clip(0.5 * rate / self.rate, 0.05, 1.0))
-        top = float(x[mask].max())
+        top = float(x[over].max())
         steps = curve.steps[rises]
         return [Finding(
             "spike", steps[0], steps[-1] if events > 1 else steps[0], sev,
