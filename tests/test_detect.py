@@ -122,3 +122,26 @@ def test_points_over_scans_only_bins_that_can_hold_them(n, spikes):
     for limit in (float(np.quantile(x, 0.999)), c.from_z(c.trend + 1.0)):
         per_point = limit if np.ndim(limit) == 0 else np.repeat(limit, c.bin_size)[:n]
         np.testing.assert_array_equal(c.points_over(limit), np.flatnonzero(x > per_point))
+
+
+def test_fast_first_transient_then_a_creep_is_slow():
+    # the first few updates drop the loss a little (output bias), then it creeps down in a
+    # straight line: most of the drop came late
+    rng = np.random.default_rng(3)
+    n = 800
+    x = np.r_[np.linspace(1.05, 0.95, 8), np.linspace(0.95, 0.62, n - 8)]
+    x = x * np.exp(rng.normal(0, 0.12, n))
+    late_only = detect.Progress(slow_half=1.0)  # the half-time test switched off
+    [f] = late_only(Curve(np.arange(n), x))
+    assert f.kind == "slow" and f.evidence["late_share"] > 0.3
+    assert lrdoctor.diagnose(x, lr=3e-5).verdict == "too_low"
+    # a healthy run's second half holds little of its drop
+    assert late_only(Curve(np.arange(1000), curves.healthy())) == []
+
+
+def test_real_creeping_run_with_a_noisy_start_is_slow(shared):
+    # friedman at 3e-5 (a third of the best run's progress): its first points sit below the
+    # starting level, so only the second-half share tells
+    p = shared / "benchmarks/lr_sweeps/runs/friedman_mlp__constant__lr3e-05__s2.csv"
+    [d] = lrdoctor.analyze(p)
+    assert d.verdict == "too_low" and any("late_share" in f.evidence for f in d.findings)

@@ -22,8 +22,9 @@ class Progress:
         A run that needed more than this share of its length (after any warmup) to make half
         of its progress is ``slow``: with a good Adam LR the bulk of the drop comes early.
     still_falling : float, default 0.3
-        A run that made more than this share of its progress in its last quarter is also
-        ``slow``: it was still coming down steeply when it stopped.
+        A run that made more than this share of its progress in its second half is also
+        ``slow``: it was still creeping down when it stopped (a good Adam LR makes the bulk
+        of the drop early, whatever the schedule).
     """
 
     min_progress: float = 0.1
@@ -62,12 +63,17 @@ class Progress:
                 f"loss creeps down: half of its drop ({s0:.3g} -> {end:.3g}) took "
                 f"{100 * t_half:.0f}% of the run (step {fmt_step(curve.step_at(half))})",
                 {"t_half": t_half, "progress": progress})]
-        q3 = int(np.searchsorted(frac, 0.75))
-        late = float((level[min(q3, len(level) - 1)] - end) / drop)
+        # still creeping: a large share of the drop came in the second half. Measured from
+        # the trend at mid-run to the median of the last 5% of points (not the trend's
+        # padded end), against the drop from the start to that same end level.
+        mid = int(np.searchsorted(frac, 0.5))
+        final = curve.final_level
+        total = s0 - final
+        late = float((level[min(mid, len(level) - 1)] - final) / total) if total > 0 else 0.0
         if late > self.still_falling:
             sev = float(np.clip(late, 0.3, 1.0))
             return [Finding(
-                "slow", curve.step_at(q3), None, sev,
-                f"loss still falling steeply at the end: {100 * late:.0f}% of its drop came "
-                f"in the last quarter of the run", {"late_share": late, "progress": progress})]
+                "slow", curve.step_at(mid), None, sev,
+                f"loss still creeping down: {100 * late:.0f}% of its drop came in the second "
+                f"half of the run", {"late_share": late, "progress": progress})]
         return []
