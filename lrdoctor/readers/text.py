@@ -33,26 +33,27 @@ NUM = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|NaN|inf|In
 
 #: name -> (line regex with named groups, validation-line regex or None)
 DIALECTS = {
-    "nanoGPT": (rf"^.*?\biter (?P<step>\d+): loss (?P<loss>{NUM})",
-                rf"^.*?\bstep (?P<step>\d+): train loss {NUM}, val loss (?P<val_loss>{NUM})"),
+    # patterns open with a literal (no \b) so the regex engine can jump to candidate lines
+    "nanoGPT": (rf"iter (?P<step>\d+): loss (?P<loss>{NUM})",
+                rf"step (?P<step>\d+): train loss {NUM}, val loss (?P<val_loss>{NUM})"),
     "Megatron/DeepSpeed": (
-        rf"^.*?\biteration\s+(?P<step>\d+)\s*/\s*\d+\s*\|"
-        rf"(?:.*?\blearning rate:\s*(?P<lr>{NUM}))?.*?\blm loss:\s*(?P<loss>{NUM})",
-        rf"^.*?validation loss at iteration (?P<step>\d+).*?\blm loss value:\s*"
+        rf"iteration\s+(?P<step>\d+)\s*/\s*\d+\s*\|"
+        rf"(?:[^\n]*?\blearning rate:\s*(?P<lr>{NUM}))?[^\n]*?\blm loss:\s*(?P<loss>{NUM})",
+        rf"validation loss at iteration (?P<step>\d+)[^\n]*?\blm loss value:\s*"
         rf"(?P<val_loss>{NUM})"),
     "fairseq": (
-        rf"^(?=.*?\bnum_updates=(?P<step>\d+))(?=(?:.*?\blr=(?P<lr>{NUM}))?)"
-        rf".*?\bloss=(?P<loss>{NUM})",
-        rf"^.*?valid on '[^']*' subset \|\s*(?:valid_loss|valid loss|loss)\s+"
-        rf"(?P<val_loss>{NUM}).*?\bnum_updates (?P<step>\d+)"),
+        rf"(?m:^)(?=[^\n]*?\bnum_updates=(?P<step>\d+))(?=(?:[^\n]*?\blr=(?P<lr>{NUM}))?)"
+        rf"[^\n]*?\bloss=(?P<loss>{NUM})",
+        rf"valid on '[^']*' subset \|\s*(?:valid_loss|valid loss|loss)\s+"
+        rf"(?P<val_loss>{NUM})[^\n]*?\bnum_updates (?P<step>\d+)"),
     "generic": (
-        rf"^.*?\b(?:global_step|step|iteration|iter|it)\b\s*[:=#\[]?\s*(?P<step>\d+)"
-        rf"(?:\s*/\s*\d+)?\]?.*?\b(?:train[_ ])?loss\b\s*[:=]?\s*(?P<loss>{NUM})"
-        rf"(?:.*?\b(?:lr|learning[_ ]rate)\b\s*[:=]?\s*(?P<lr>{NUM}))?",
+        rf"(?i)\b(?:global_step|step|iteration|iter|it)\b\s*[:=#\[]?\s*(?P<step>\d+)"
+        rf"(?:\s*/\s*\d+)?\]?[^\n]*?\b(?:train[_ ])?loss\b\s*[:=]?\s*(?P<loss>{NUM})"
+        rf"(?:[^\n]*?\b(?:lr|learning[_ ]rate)\b\s*[:=]?\s*(?P<lr>{NUM}))?",
         None),
     "per-epoch": (
-        rf"^.*?\bepoch\b\s*[:=\[]?\s*(?P<step>\d+)(?:\s*/\s*\d+)?\]?.*?\b(?:train[_ ])?loss\b"
-        rf"\s*[:=]?\s*(?P<loss>{NUM})",
+        rf"(?i)\bepoch\b\s*[:=\[]?\s*(?P<step>\d+)(?:\s*/\s*\d+)?\]?[^\n]*?"
+        rf"\b(?:train[_ ])?loss\b\s*[:=]?\s*(?P<loss>{NUM})",
         None),
 }
 
@@ -71,7 +72,10 @@ def read(path: Path, *, step=None, metric=None, lr_column=None, pattern=None
     _io.check_text(path, data[: 1 << 16])
     text = data.decode("utf-8", errors="replace").lstrip("\ufeff").replace("\r\n", "\n")
     # colours of progress bars; a bar redrawn with \r or backspaces is a line per redraw
-    text = _REDRAW.sub("\n", _ANSI.sub("", text))
+    if "\x1b" in text:
+        text = _ANSI.sub("", text)
+    if "\r" in text or "\x08" in text:
+        text = _REDRAW.sub("\n", text)
     if pattern is not None:
         try:
             rx = re.compile(pattern, re.MULTILINE | re.IGNORECASE)
@@ -86,29 +90,49 @@ def read(path: Path, *, step=None, metric=None, lr_column=None, pattern=None
             raise LrDoctorError(f"no loss found in this text: no line matches --pattern "
                                 f"{pattern!r}", src)
         return [_history(got, src, path, "--pattern")]
-    # the specific dialects first (their lines are unmistakable); the generic ones only
-    # when none of them matched (a nanoGPT log also has 'step N: train loss' lines)
-    best, name = None, None
-    for group in (("nanoGPT", "Megatron/DeepSpeed", "fairseq", "Keras console"),
-                  ("generic", "per-epoch")):
-        for dialect in group:
-            if dialect == "Keras console":
-                got = _keras(text)
-            else:
-                line_rx, val_rx = DIALECTS[dialect]
-                flags = re.MULTILINE | re.IGNORECASE
-                got = _apply(re.compile(line_rx, flags),
-                             re.compile(val_rx, flags) if val_rx else None, text)
-            if got is not None and (best is None or len(got["loss"]) > len(best["loss"])):
-                best, name = got, dialect
-        if best is not None:
-            break
+    # The dialect is chosen on a sample (the head and the tail of the log), then only that
+    # one reads the whole text; a log whose sample matches nothing is tried whole.
+    name = _choose(_sample(text)) or _choose(text)
+    best = None if name is None else _read_dialect(name, text)
     if best is None:
         raise LrDoctorError(
             "no loss found in this text; tried nanoGPT, Megatron/DeepSpeed, fairseq, Keras "
             "console and generic 'step N ... loss X' lines; pass --pattern with named "
             "groups, e.g. --pattern 'step (?P<step>\\d+).*loss (?P<loss>\\S+)'", src)
     return [_history(best, src, path, name)]
+
+
+#: Tried in this order: the specific dialects first (their lines are unmistakable), the
+#: generic ones only when none of them matched (a nanoGPT log also has 'step N: train loss'
+#: lines).
+_GROUPS = (("nanoGPT", "Megatron/DeepSpeed", "fairseq", "Keras console"),
+           ("generic", "per-epoch"))
+
+
+def _sample(text: str, head: int = 1 << 18, tail: int = 1 << 16) -> str:
+    if len(text) <= head + tail:
+        return text
+    return text[:head].rpartition("\n")[0] + "\n" + text[-tail:].partition("\n")[2]
+
+
+def _read_dialect(dialect: str, text: str) -> dict | None:
+    if dialect == "Keras console":
+        return _keras(text)
+    line_rx, val_rx = DIALECTS[dialect]
+    return _apply(re.compile(line_rx), re.compile(val_rx) if val_rx else None, text)
+
+
+def _choose(text: str) -> str | None:
+    """The dialect that reads the most losses from ``text``."""
+    for group in _GROUPS:
+        counts = {}
+        for dialect in group:
+            got = _read_dialect(dialect, text)
+            if got is not None:
+                counts[dialect] = len(got["loss"])
+        if counts:
+            return max(counts, key=counts.get)
+    return None
 
 
 def _floats(values: list[str]) -> np.ndarray:
