@@ -25,5 +25,7 @@ def test_quickstart_notebook_runs_top_to_bottom():
     html = [o["data"]["text/html"] for o in outputs if "text/html" in o.get("data", {})]
     # the Diagnosis shows itself as a summary with its figure
     assert any("LR too high" in h and "data:image/png;base64," in h for h in html)
+    # the Axes and the sweep Figure render as pictures
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 2
     text = "".join(o.get("text", "") for o in outputs)
     assert "report.html" in text
