@@ -313,3 +313,22 @@ def test_wandb_run_file_cut_off_is_read_up_to_the_cut(tmp_path):
     p.write_bytes(b":W&B\xbe\xe1\x00")
     with pytest.raises(LrDoctorError, match="no history rows"):
         read(p)
+
+
+def test_tensorboard_keras_layout_pairs_train_and_validation(tmp_path, capsys):
+    # Keras' TensorBoard callback: <run>/train/ and <run>/validation/, both with epoch_loss
+    pytest.importorskip("tensorboard")
+    run = tmp_path / "logs" / "fit-1"
+    (run / "train").mkdir(parents=True)
+    (run / "validation").mkdir()
+    tb_write(run / "train", [(e, "epoch_loss", float(2.3 * 0.8 ** e)) for e in range(30)] +
+             [(e, "epoch_learning_rate", 1e-3) for e in range(30)], style="tensor")
+    tb_write(run / "validation", [(e, "epoch_loss", float(2.4 * 0.8 ** e)) for e in range(30)],
+             style="tensor")
+    found, errors = expand([str(tmp_path)])
+    assert found == [str(run)] and not errors
+    [h] = read(run)
+    assert h.metric == "epoch_loss" and len(h.loss) == 30 and h.lr.iloc[0] == 1e-3
+    assert h.val_loss.notna().sum() == 30 and h.val_loss.iloc[0] == pytest.approx(2.4)
+    assert main(["analyze", str(tmp_path)]) == 0
+    assert "run 'logs/fit-1'" in capsys.readouterr().out

@@ -105,7 +105,8 @@ def read(path: str | Path, *, format: str | None = None, step: str | None = None
 
         from lrdoctor.readers import mlflow
 
-        if format in (None, "tensorboard") and tensorboard.event_files(p):
+        if format in (None, "tensorboard") and (tensorboard.event_files(p)
+                                                 or tensorboard.split_run(p)):
             return tensorboard.read(p, step=step, metric=metric, lr_column=lr_column)
         if format in (None, "mlflow") and mlflow.is_run_folder(p):
             return mlflow.read(p, step=step, metric=metric, lr_column=lr_column)
@@ -193,10 +194,22 @@ def walk(root: Path) -> list[str]:
                 out.append(str(f))
         elif f.name.lower().endswith(LOG_SUFFIXES):
             out.append(str(f))
-    # a folder with several event files (a resumed run) is read as one run
+    # a folder with several event files (a resumed run) is read as one run; so is a run
+    # folder laid out as Keras writes it (train/ and validation/ subfolders)
+    from lrdoctor.readers.tensorboard import VALIDATION_DIRS, split_run
+
     several = {d for d, k in tb_dirs.items() if k > 1}
-    out = [str(Path(o).parent) if is_event_file(Path(o)) and Path(o).parent in several else o
-           for o in out]
+    paired = {d.parent for d in tb_dirs if d.name == "train" and split_run(d.parent)}
+
+    def unit(o: str) -> str | None:
+        p = Path(o)
+        if not is_event_file(p):
+            return o
+        if p.parent.parent in paired and p.parent.name in ("train", *VALIDATION_DIRS):
+            return str(p.parent.parent)
+        return str(p.parent) if p.parent in several else o
+
+    out = [unit(o) for o in out]
     # drop files found inside an MLflow run folder before the folder itself was seen
     return [o for o in dict.fromkeys(out)
             if not any(str(Path(o)).startswith(str(m) + "/") for m in mlflow_runs)]
@@ -238,4 +251,6 @@ def _is_run_folder(p: Path) -> bool:
 
     from lrdoctor.readers.mlflow import is_run_folder
 
-    return p.is_dir() and (bool(event_files(p)) or is_run_folder(p))
+    from lrdoctor.readers.tensorboard import split_run
+
+    return p.is_dir() and (bool(event_files(p)) or is_run_folder(p) or bool(split_run(p)))

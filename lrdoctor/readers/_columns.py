@@ -10,9 +10,10 @@ STEP = ["step", "global_step", "trainer/global_step", "train/global_step", "iter
 LOSS = ["loss", "train_loss", "train/loss", "training_loss", "train_loss_step", "loss_step",
         "train/loss_step", "trainer/loss", "loss/train", "train/total_loss", "total_loss",
         "train_total_loss", "training/loss", "train/loss_epoch", "train_loss_epoch",
-        "loss_epoch", "running_loss"]
+        "loss_epoch", "running_loss", "batch_loss", "epoch_loss"]
 LR = ["lr", "learning_rate", "learning-rate", "train/lr", "train/learning_rate", "lr-adam",
-      "lr-adamw", "lr/pg0", "train_lr", "lr_0", "lr-sgd", "optimizer/lr"]
+      "lr-adamw", "lr/pg0", "train_lr", "lr_0", "lr-sgd", "optimizer/lr", "epoch_learning_rate",
+      "batch_learning_rate", "epoch_lr"]
 VAL = ["val_loss", "eval_loss", "valid/loss", "val/loss", "validation_loss", "valid_loss",
        "eval/loss", "validation/loss", "loss/val", "val_loss_epoch", "test_loss"]
 EPOCH = ["epoch", "epochs", "train/epoch"]

@@ -374,29 +374,64 @@ def scalars(path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[
 
 # ---------------------------------------------------------------------------- read
 
-def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]:
-    """One History from an event file, or from every event file in a run folder."""
-    files = event_files(path) if path.is_dir() else [path]
-    if not files:
-        raise LrDoctorError("no TensorBoard event files (events.out.tfevents.*) in this "
-                            "folder", str(path))
+#: Subfolders in which Keras' TensorBoard callback (and others) put the validation scalars
+#: of a run whose training scalars are in a sibling ``train/``.
+VALIDATION_DIRS = ("validation", "val", "eval")
+
+
+def split_run(folder: Path) -> tuple[Path, Path] | None:
+    """(train folder, validation folder) when ``folder`` is laid out as Keras writes a run
+    (``train/`` and ``validation/`` subfolders of event files), else None."""
+    train = folder / "train"
+    if not (train.is_dir() and event_files(train)):
+        return None
+    for name in VALIDATION_DIRS:
+        val = folder / name
+        if val.is_dir() and event_files(val):
+            return train, val
+    return None
+
+
+def _series(files: list[Path], notes: list[str]) -> dict:
     tags: dict[str, list] = {}
-    notes: list[str] = []
     for f in files:
         got, n = scalars(f)
         notes += n
         for t, (s, v) in got.items():
             tags.setdefault(t, []).append((s, v))
-    series = {t: (np.concatenate([s for s, _ in parts]), np.concatenate([v for _, v in parts]))
-              for t, parts in tags.items()}
+    return {t: (np.concatenate([s for s, _ in parts]), np.concatenate([v for _, v in parts]))
+            for t, parts in tags.items()}
+
+
+def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]:
+    """One History from an event file, from every event file in a run folder, or from a
+    run folder with ``train/`` and ``validation/`` subfolders (the validation folder's loss
+    becomes the validation loss)."""
+    notes: list[str] = []
+    pair = split_run(path) if path.is_dir() and not event_files(path) else None
+    files = (event_files(pair[0]) if pair else event_files(path)) if path.is_dir() \
+        else [path]
+    if not files:
+        raise LrDoctorError("no TensorBoard event files (events.out.tfevents.*) in this "
+                            "folder", str(path))
+    series = _series(files, notes)
     src = str(path)
     if not series:
         raise LrDoctorError("the event file holds no scalar summaries (only graphs, "
                             "histograms or images?)", src)
     if step is not None:
         notes.append("--step is ignored for TensorBoard files: every scalar has its step")
-    names = list(series)
-    sel = Selection(names, metric=metric, lr_column=lr_column, source=src)
+    sel = Selection(list(series), metric=metric, lr_column=lr_column, source=src)
+    if pair:
+        val = _series(event_files(pair[1]), notes)
+        try:
+            vsel = Selection(list(val), source=src)
+        except LrDoctorError:
+            vsel = None
+        if vsel is not None and not vsel.parts and sel.val is None:
+            series["validation/" + vsel.loss] = val[vsel.loss]
+            sel.val = "validation/" + vsel.loss
+            notes.append(f"validation loss: {vsel.loss!r} of {pair[1].name}/")
     if len(files) > 1:
         notes.append(f"{len(files)} event files in this run folder were read as one run")
     return [from_series(series, sel, src, run_name(path), notes)]
