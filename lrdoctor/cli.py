@@ -11,10 +11,19 @@ EPILOG = """examples:
   lrdoctor analyze runs/ --format json > report.json
   lrdoctor analyze metrics.csv --metric train_loss_step --lr 3e-4 --context finetune
   lrdoctor analyze run.csv --plot run.png
+  lrdoctor analyze sweep_runs/ --plot sweep.png
+  lrdoctor analyze train.log --pattern 'step (?P<step>\\d+) .* loss=(?P<loss>\\S+)'
 
 exit status: 0 every input analyzed; 2 an input could not be read or the command was
 used wrongly (the other inputs are still analyzed and reported)."""
 
+
+REPORT_EPILOG = """examples:
+  lrdoctor report runs/ -o report.html
+  lrdoctor report lightning_logs/ -o docs/lr-report.md     (figures in docs/lr-report_files/)
+
+exit status: 0 every input analyzed; 2 an input could not be read (the report still covers
+the others and lists it) or the command was used wrongly."""
 
 def build_parser() -> argparse.ArgumentParser:
     from lrdoctor._version import __version__
@@ -40,11 +49,14 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser(
         "report", help="write an HTML or Markdown report (summary table, figures, findings)",
         description="Analyze the logs and write one report: a self-contained HTML file "
-                    "(figures embedded, no network) or Markdown with its figures beside it.")
+                    "(figures embedded, no network) or Markdown with its figures beside it.",
+        epilog=REPORT_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     r.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="report.html or report.md")
     _reading_options(r)
-    sub.add_parser("formats", help="list the log formats lrdoctor reads, with an example each")
+    sub.add_parser("formats", help="list the log formats lrdoctor reads, with an example each",
+                   description="List the log formats lrdoctor reads (the names "
+                               "--input-format takes), with an example each.")
     return p
 
 
