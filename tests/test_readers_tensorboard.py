@@ -1,0 +1,106 @@
+"""lrdoctor/readers/tensorboard.py: event files written by TensorBoard's own writer."""
+import numpy as np
+import pytest
+
+from lrdoctor import LrDoctorError, analyze
+from lrdoctor.cli import main
+from lrdoctor.readers import expand, read, sniff
+
+from logs import curve, tb_write
+
+
+@pytest.mark.parametrize("style", ["simple", "tensor", "content"])
+def test_tensorboard_scalars_from_the_real_writer(tmp_path, style):
+    pytest.importorskip("tensorboard")
+    f = tb_write(tmp_path, curve(), style=style)
+    assert sniff(f) == "tensorboard"
+    [h] = read(f)
+    assert h.metric == "train/loss" and len(h.loss) == 300
+    assert h.loss.iloc[0] == pytest.approx(2.5, rel=1e-6)
+    assert h.lr.dropna().eq(1e-3).all()
+    assert h.val_loss.index.tolist() == list(range(0, 300, 50))
+    assert "val/loss" in h.available
+    [d] = analyze(f)
+    assert d.verdict == "ok" and d.current_lr == pytest.approx(1e-3)
+
+
+def test_tensorboard_folder_of_files_is_one_run_and_last_write_wins(tmp_path):
+    pytest.importorskip("tensorboard")
+    run = tmp_path / "exp1"
+    run.mkdir()
+    tb_write(run, [(s, "loss", 3.0) for s in range(0, 120)], suffix=".a")
+    # resumed from step 100: the second file rewrites steps 100..199
+    tb_write(run, [(s, "loss", 1.0) for s in range(100, 200)], suffix=".b")
+    [h] = read(run)
+    assert len(h.loss) == 200 and h.loss.loc[99] == 3.0 and h.loss.loc[100] == 1.0
+    assert h.run == "exp1" and any("2 event files" in n for n in h.notes)
+
+
+def test_tensorboard_truncated_tail_is_read_up_to_the_damage(tmp_path):
+    pytest.importorskip("tensorboard")
+    f = tb_write(tmp_path, curve())
+    data = f.read_bytes()
+    f.write_bytes(data[:-7])
+    [h] = read(f)
+    assert len(h.loss) == 300 or len(h.val_loss) == 5  # the last record was cut
+    assert any("incomplete record" in n for n in h.notes)
+
+
+def test_tensorboard_corrupt_record_in_the_middle(tmp_path):
+    pytest.importorskip("tensorboard")
+    f = tb_write(tmp_path, curve(60))
+    data = bytearray(f.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 8] = b"\xff" * 8  # garbage inside the records
+    f.write_bytes(bytes(data))
+    try:
+        [h] = read(f)
+    except LrDoctorError as exc:  # a clear error is acceptable; a traceback is not
+        assert str(f) in str(exc)
+    else:
+        assert 0 < len(h.loss) <= 60 and h.notes
+
+
+def test_tensorboard_without_scalars_or_records(tmp_path):
+    f = tmp_path / "events.out.tfevents.1.host"
+    f.write_bytes(b"\x00" * 5)
+    with pytest.raises(LrDoctorError, match="too short"):
+        read(f)
+
+
+def test_tensorboard_real_log_decodes_as_tensorboard_does(shared):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    from lrdoctor.readers.tensorboard import scalars
+
+    files = sorted((shared / "real_logs/tensorboard").glob("*tfevents*"))
+    ours, _ = scalars(files[0])
+    ref: dict = {}
+    for e in EventFileLoader(str(files[0])).Load():
+        for v in e.summary.value:
+            ref.setdefault(v.tag, []).append((e.step, float(np.asarray(
+                v.tensor.float_val or [v.simple_value])[0])))
+    assert set(ours) == set(ref)
+    for tag, (steps, values) in ours.items():
+        want = np.array(ref[tag])
+        np.testing.assert_array_equal(steps, want[:, 0])
+        np.testing.assert_allclose(values, want[:, 1], rtol=1e-6)
+
+
+def test_tensorboard_keras_layout_pairs_train_and_validation(tmp_path, capsys):
+    # Keras' TensorBoard callback: <run>/train/ and <run>/validation/, both with epoch_loss
+    pytest.importorskip("tensorboard")
+    run = tmp_path / "logs" / "fit-1"
+    (run / "train").mkdir(parents=True)
+    (run / "validation").mkdir()
+    tb_write(run / "train", [(e, "epoch_loss", float(2.3 * 0.8 ** e)) for e in range(30)] +
+             [(e, "epoch_learning_rate", 1e-3) for e in range(30)], style="tensor")
+    tb_write(run / "validation", [(e, "epoch_loss", float(2.4 * 0.8 ** e)) for e in range(30)],
+             style="tensor")
+    found, errors = expand([str(tmp_path)])
+    assert found == [str(run)] and not errors
+    [h] = read(run)
+    assert h.metric == "epoch_loss" and len(h.loss) == 30 and h.lr.iloc[0] == 1e-3
+    assert h.val_loss.notna().sum() == 30 and h.val_loss.iloc[0] == pytest.approx(2.4)
+    assert main(["analyze", str(tmp_path)]) == 0
+    assert "run 'logs/fit-1'" in capsys.readouterr().out

@@ -1,0 +1,27 @@
+"""lrdoctor/readers/__init__.py: folder walks, run names by path, the summary table."""
+import numpy as np
+
+from lrdoctor.cli import main
+
+
+def test_folder_walk_names_runs_by_path_and_ends_with_a_table(tmp_path, capsys):
+    for v in range(3):
+        d = tmp_path / "lightning_logs" / f"version_{v}"
+        d.mkdir(parents=True)
+        rows = "".join(f"{s},{2.3 * np.exp(-s / (10 + 30 * v)) + 0.1},0.001\n"
+                       for s in range(100))
+        (d / "metrics.csv").write_text("step,train_loss,lr-Adam\n" + rows)
+    (tmp_path / "notes.log").write_text("nothing to see here\n")
+    code = main(["analyze", str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 0 and "notes.log: skipped, not a loss log" in err
+    for v in range(3):
+        assert f"lightning_logs/version_{v} " in out  # the summary table's run column
+    assert out.index("run ") > out.index("LR LOOKS FINE")  # table after the reports
+
+
+def test_empty_folder_says_what_it_looked_for(tmp_path, capsys):
+    (tmp_path / "README.md").write_text("hi")
+    assert main(["analyze", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "TensorBoard event files" in err and "MLflow" in err

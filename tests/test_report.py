@@ -1,0 +1,78 @@
+"""lrdoctor/report.py: HTML reports parsed with a real HTML parser, Markdown reports with
+their figures beside them, and escaping of everything that comes from a log."""
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+
+from lrdoctor.cli import main
+
+from conftest import SAMPLES
+
+
+class Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags, self.imgs, self.rows, self.text = [], [], [], []
+        self._in_summary = False
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        self.tags.append(tag)
+        if tag == "img":
+            self.imgs.append(a.get("src", ""))
+        if tag == "table" and a.get("class") == "summary":
+            self._in_summary = True
+        if tag == "tr" and self._in_summary:
+            self.rows.append([])
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self._in_summary = False
+
+    def handle_data(self, data):
+        self.text.append(data)
+        if self._in_summary and self.rows and data.strip():
+            self.rows[-1].append(data.strip())
+
+
+def evil_run(tmp_path):
+    p = tmp_path / "evil.csv"
+    p.write_text("step,loss,run\n" + "".join(
+        f"{i},{2.3 * np.exp(-i / 20) + 0.1},<script>alert(1)</script>\n" for i in range(100)))
+    return p
+
+
+def test_html_report_is_self_contained_with_table_figures_and_escaping(tmp_path):
+    out = tmp_path / "r" / "report.html"
+    code = main(["report", str(SAMPLES), str(evil_run(tmp_path)), "-o", str(out)])
+    assert code == 0
+    text = out.read_text()
+    page = Page()
+    page.feed(text)
+    assert "script" not in page.tags  # the run name is text, not a tag
+    assert "<script>alert(1)</script>" in "".join(page.text)
+    runs = [r[0] for r in page.rows[1:]]
+    assert len(runs) == 8 and "<script>alert(1)</script>" in runs
+    assert page.rows[0] == ["run", "LR", "verdict", "advice", "rule"]
+    assert len(page.imgs) == 8 + 1  # one per run and the sweep
+    assert all(src.startswith("data:image/png;base64,") for src in page.imgs)
+    assert "http://" not in text and "https://" not in text  # no network needed
+
+
+def test_markdown_report_writes_figures_beside_it(tmp_path):
+    out = tmp_path / "report.md"
+    assert main(["report", str(SAMPLES / "nan_lr5.csv"), str(evil_run(tmp_path)),
+                 "-o", str(out)]) == 0
+    md = out.read_text()
+    links = [ln.split("](")[1].rstrip(")") for ln in md.splitlines() if ln.startswith("![")]
+    assert len(links) == 3 and all((tmp_path / link).is_file() for link in links)
+    assert all(not Path(link).is_absolute() for link in links)
+    assert "<script>" not in md and "&lt;script&gt;alert\\(1\\)" not in md
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in md
+
+
+def test_report_usage_errors(tmp_path, capsys):
+    assert main(["report", str(SAMPLES), "-o", str(tmp_path / "r.pdf")]) == 2
+    assert "must end in .html or .md" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "r.html")]) == 2
