@@ -64,3 +64,11 @@ def slow_noisy(n=800, start=1.0, end=0.7, noise=0.15, seed=0):
     scatter is large next to the small drop, yet no larger than the run's own noise."""
     rng = np.random.default_rng(seed)
     return np.linspace(start, end, n) * np.exp(rng.normal(0, noise, n))
+
+
+def kinds(x, **kw):
+    """{kind: Finding} of the default detectors (with ``kw`` replacing some) on ``x``."""
+    from lrdoctor import detect
+
+    c = detect.Curve(steps=np.arange(len(x)), values=np.asarray(x, float))
+    return {f.kind: f for f in detect.run(c, detect.default_detectors(**kw))}

@@ -1,0 +1,28 @@
+"""lrdoctor/detect/_curve.py: the shared statistics every detector reads."""
+import numpy as np
+import pytest
+
+from lrdoctor.detect import Curve
+
+import curves
+from curves import kinds
+
+
+def test_long_curves_are_binned_but_keep_their_extremes():
+    x = curves.healthy(500_000, seed=3)
+    x[250_000] = 1e6
+    c = Curve(steps=np.arange(len(x)), values=x)
+    assert c.n_bins <= 4096 + 1
+    assert c.bin_max.max() == 1e6
+    assert "spike" in kinds(x)
+
+
+@pytest.mark.parametrize("n,spikes", [(3000, 5), (200_000, 7), (200_000, 20_000)])
+def test_points_over_scans_only_bins_that_can_hold_them(n, spikes):
+    rng = np.random.default_rng(1)
+    x = curves.healthy(n=n)
+    x[rng.choice(n, spikes, replace=False)] *= 30
+    c = Curve(np.arange(n), x)
+    for limit in (float(np.quantile(x, 0.999)), c.from_z(c.trend + 1.0)):
+        per_point = limit if np.ndim(limit) == 0 else np.repeat(limit, c.bin_size)[:n]
+        np.testing.assert_array_equal(c.points_over(limit), np.flatnonzero(x > per_point))
