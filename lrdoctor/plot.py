@@ -76,6 +76,11 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
     if logy:
         ax.set_yscale("log")
     lo, hi = float(np.min(healthy)), float(np.max(healthy))
+    if val is not None and fin.any():  # the validation loss is in view too, unless it blew up
+        v = val.to_numpy(float)
+        v = v[np.isfinite(v) & (v <= cap) & ((v > 0) if logy else True)]
+        if len(v):
+            lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
     if logy and lo > 0:
         ax.set_ylim(lo / 1.5, hi * 1.5)
     elif hi > lo:
@@ -185,7 +190,8 @@ def plot_sweep(diagnoses: list, fig=None, *, logy: bool | None = None):
     if logy:
         ax.set_yscale("log")
     ax.set_xlabel("step", fontsize=8)
-    ax.set_ylabel(f"{diagnoses[0].metric} (trend)", fontsize=8)
+    metrics = {d.metric for d in diagnoses}
+    ax.set_ylabel(f"{metrics.pop() if len(metrics) == 1 else 'loss'} (trend)", fontsize=8)
     ax.tick_params(labelsize=7)
     counts = {v: sum(d.verdict == v for d in diagnoses) for v in VERDICT_MARKERS}
     handles = [Line2D([], [], ls="", marker=m, color=c, label=f"{v} ({counts[v]})")

@@ -124,8 +124,9 @@ class Curve:
         """Bins of the trend whose running window lies inside the curve (the last half
         window is padded with the last bin's value: drawn, it would hook toward one noisy
         bin)."""
-        h = min(self.trend_window, len(self.bin_median) | 1) // 2
-        return max(1, self.n_bins - h) if self.n_bins >= 3 else self.n_bins
+        h = self.trend_window // 2
+        # a short curve (a per-epoch log) keeps its whole trend: cut, little would be left
+        return self.n_bins - h if self.n_bins > 4 * self.trend_window else self.n_bins
 
     @cached_property
     def final_level(self) -> float:
