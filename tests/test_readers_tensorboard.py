@@ -104,3 +104,25 @@ def test_tensorboard_keras_layout_pairs_train_and_validation(tmp_path, capsys):
     assert h.val_loss.notna().sum() == 30 and h.val_loss.iloc[0] == pytest.approx(2.4)
     assert main(["analyze", str(tmp_path)]) == 0
     assert "run 'logs/fit-1'" in capsys.readouterr().out
+
+
+def test_events_of_both_layouts_keep_file_order(tmp_path):
+    # one event with two values goes through the general decoder, the others through the
+    # vectorized one; the tag's values must still come out in the order they were written
+    pytest.importorskip("tensorboard")
+    from tensorboard.compat.proto import summary_pb2
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+    from lrdoctor.readers.tensorboard import scalars
+
+    w = EventFileWriter(str(tmp_path))
+    Value = summary_pb2.Summary.Value
+    for s, vals in [(0, [("loss", 3.0)]), (1, [("loss", 2.0), ("lr", 1e-3)]),
+                    (2, [("loss", 1.0)])]:
+        w.add_event(Event(step=s, wall_time=1.7e9 + s, summary=summary_pb2.Summary(
+            value=[Value(tag=t, simple_value=v) for t, v in vals])))
+    w.close()
+    got, _ = scalars(next(tmp_path.glob("events.out.tfevents.*")))
+    assert got["loss"][0].tolist() == [0, 1, 2] and got["loss"][1].tolist() == [3, 2, 1]
+    assert got["lr"][0].tolist() == [1]

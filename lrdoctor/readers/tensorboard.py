@@ -336,14 +336,15 @@ def scalars(path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[
     # version record, graphs, histograms, several values in one event, unusual layouts)
     starts_like_event = data[np.minimum(starts, len(data) - 1)] == 0x09
     rest = np.flatnonzero(~handled & ~meta_only & starts_like_event & (lengths > 0))
-    extra: list[tuple[int, str, float]] = []
+    extra: dict[str, list[tuple[int, int, float]]] = {}  # tag -> (record, step, value)
     for r in rest:  # unusual layouts only: usually none, at most a few
         try:
-            extra += _decode_slow(buf, int(starts[r]), int(lengths[r]))
+            for s, t, v in _decode_slow(buf, int(starts[r]), int(lengths[r])):
+                extra.setdefault(t, []).append((int(r), s, v))
         except (ValueError, IndexError, struct.error):
             notes.append(f"{path.name}: record {r + 1} (byte {int(starts[r]) - 12}) is "
                          "damaged; the records before and after it were read")
-    out: dict[str, list] = {}
+    out: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     idx = np.flatnonzero(handled)
     if len(idx):
         maxlen = int(tag_len[idx].max())
@@ -355,21 +356,16 @@ def scalars(path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[
         bounds = np.searchsorted(inverse[order], np.arange(len(keys) + 1))
         for k, key in enumerate(keys):
             rows = idx[order[bounds[k]:bounds[k + 1]]]
-            tag = key.decode("utf-8", errors="replace")
-            out[tag] = [rows, step[rows], value[rows]]
-    if extra:
-        by_tag: dict[str, list] = {}
-        for s, t, v in extra:
-            by_tag.setdefault(t, []).append((s, v))
-        for t, sv in by_tag.items():
-            a = np.asarray(sv, dtype=np.float64)
-            if t in out:  # merged back in file order
-                rows = np.r_[out[t][0], np.full(len(a), len(starts))]
-                out[t] = [rows, np.r_[out[t][1], a[:, 0].astype(np.int64)],
-                          np.r_[out[t][2], a[:, 1]]]
-            else:
-                out[t] = [None, a[:, 0].astype(np.int64), a[:, 1]]
-    return {t: (v[1], v[2]) for t, v in out.items()}, notes
+            out[key.decode("utf-8", errors="replace")] = (rows, step[rows], value[rows])
+    for t, found in extra.items():  # merged with the fast path's values in file order
+        a = np.asarray(found, dtype=np.float64)
+        rows, steps, values = out.get(t, (np.empty(0, np.int64), np.empty(0, np.int64),
+                                          np.empty(0)))
+        rows = np.r_[rows, a[:, 0].astype(np.int64)]
+        order = np.argsort(rows, kind="stable")
+        out[t] = (rows[order], np.r_[steps, a[:, 1].astype(np.int64)][order],
+                  np.r_[values, a[:, 2]][order])
+    return {t: (steps, values) for t, (_, steps, values) in out.items()}, notes
 
 
 # ---------------------------------------------------------------------------- read
