@@ -140,9 +140,8 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
     n = len(values)
     logged = history.columns["logged"]
     lr_col = history.columns["lr"]
-    if lr_col is not None:
-        lr_col = lr_col if logged.all() else lr_col[logged]
-        lr_col = None if lr_range(lr_col) is None else lr_col
+    if lr_col is not None and not logged.all():
+        lr_col = lr_col[logged]  # an LR column with no value is told by Curve.lr_range
     curve = detect.Curve(steps=history.logged_steps, values=values, lr=lr_col)
     notes = list(history.notes)
     if n < MIN_POINTS:

@@ -101,9 +101,7 @@ def read(path: str | Path, *, format: str | None = None, step: str | None = None
     if not p.exists():
         raise LrDoctorError("no such file; check the path", str(path))
     if p.is_dir():
-        from lrdoctor.readers import tensorboard
-
-        from lrdoctor.readers import mlflow
+        from lrdoctor.readers import mlflow, tensorboard
 
         if format in (None, "tensorboard") and (tensorboard.event_files(p)
                                                  or tensorboard.split_run(p)):
@@ -201,7 +199,7 @@ def walk(root: Path) -> list[str]:
     several = {d for d, k in tb_dirs.items() if k > 1}
     paired = {d.parent for d in tb_dirs if d.name == "train" and split_run(d.parent)}
 
-    def unit(o: str) -> str | None:
+    def unit(o: str) -> str:
         p = Path(o)
         if not is_event_file(p):
             return o
@@ -223,9 +221,8 @@ GENERIC_NAMES = {"metrics", "results", "trainer_state", "log", "logs", "history"
 def name_by_path(found: Path, root: Path) -> str:
     """A run's name from where it was found under ``root``: ``version_0`` for
     ``root/version_0/metrics.csv``, ``exp1/seed2`` for ``root/exp1/seed2.csv``."""
-    from lrdoctor.readers.tensorboard import is_event_file, run_name
-
     from lrdoctor.readers import mlflow
+    from lrdoctor.readers.tensorboard import is_event_file, run_name
 
     rel = found.relative_to(root)
     if found.is_dir():
@@ -239,7 +236,8 @@ def name_by_path(found: Path, root: Path) -> str:
     if found.name.endswith(".wandb"):
         stem = ""  # run-<id>.wandb: its folder (offline-run-<date>-<id>) names it
     if is_event_file(found):
-        stem = run_name(found) if run_name(found) != found.parent.name else ""
+        stem = run_name(found)
+        stem = "" if stem == found.parent.name else stem
     parent = str(rel.parent) if str(rel.parent) != "." else ""
     if stem.lower() in GENERIC_NAMES or not stem:
         return parent or root.name
@@ -247,10 +245,7 @@ def name_by_path(found: Path, root: Path) -> str:
 
 
 def _is_run_folder(p: Path) -> bool:
-    from lrdoctor.readers.tensorboard import event_files
-
     from lrdoctor.readers.mlflow import is_run_folder
-
-    from lrdoctor.readers.tensorboard import split_run
+    from lrdoctor.readers.tensorboard import event_files, split_run
 
     return p.is_dir() and (bool(event_files(p)) or is_run_folder(p) or bool(split_run(p)))

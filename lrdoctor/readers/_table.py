@@ -118,18 +118,15 @@ def from_series(series: dict, sel: Selection, src: str, run: str, notes: list[st
     if sel.parts and all(np.array_equal(series[t][0], first) for t in sel.parts):
         steps = first  # written together, event by event: summed as they came
         loss = np.sum([series[t][1] for t in sel.parts], axis=0)
-        notes = notes + [f"the training loss is the sum of {', '.join(sel.parts)}"]
     elif sel.parts:  # parts are summed where every part has the step
-        common = series[sel.parts[0]][0]
+        steps = np.unique(series[sel.parts[0]][0])
         for t in sel.parts[1:]:
-            common = np.intersect1d(common, series[t][0])
-        steps = np.unique(common)
-        loss = np.zeros(len(steps))
-        for t in sel.parts:
-            loss += _last_at(series[t], steps)
-        notes = notes + [f"the training loss is the sum of {', '.join(sel.parts)}"]
+            steps = np.intersect1d(steps, series[t][0])
+        loss = np.sum([_carried(series[t], steps) for t in sel.parts], axis=0)
     else:
         steps, loss = series[sel.loss]
+    if sel.parts:
+        notes = notes + [f"the training loss is the sum of {', '.join(sel.parts)}"]
     val = series.get(sel.val) if sel.val and sel.val not in loss_tags else None
     if val is not None:
         all_steps = np.r_[steps, val[0]]
@@ -147,17 +144,9 @@ def from_series(series: dict, sel: Selection, src: str, run: str, notes: list[st
                         notes=notes)
 
 
-def _last_at(s: tuple[np.ndarray, np.ndarray], steps: np.ndarray) -> np.ndarray:
-    """The last value written at each of ``steps`` (which all occur in ``s``)."""
-    st, v = s
-    order = np.argsort(st, kind="stable")
-    st, v = st[order], v[order]
-    return v[np.searchsorted(st, steps, side="right") - 1]
-
-
 def _carried(s: tuple[np.ndarray, np.ndarray], steps: np.ndarray) -> np.ndarray:
-    """The series' value at or before each step (an LR holds until it is changed); NaN
-    before its first write."""
+    """The series' last value written at or before each step (an LR holds until it is
+    changed; at a step the series has, its last write there); NaN before its first write."""
     st, v = s
     order = np.argsort(st, kind="stable")
     st, v = st[order], v[order]

@@ -212,10 +212,10 @@ def _read_wandb_chart(path: Path, sep: str, header: list[str], runs: dict, *, st
         if not present.any():
             continue
         lr, notes = col(sel.lr), ["a W&B chart export: one run per column group"]
-        m = _LR_IN_NAME.search(run)
-        if lr is None and m:  # a sweep's run names often carry the LR
-            lr = np.full(len(steps), float(m.group(1)))
-            notes.append(f"LR {float(m.group(1)):g} read from the run name")
+        if lr is None:  # a sweep's run names often carry the LR
+            lr = lr_in_name(run, len(steps))
+            if lr is not None:
+                notes.append(f"LR {lr[0]:g} read from the run name")
         out.append(from_columns(steps, loss, logged=present, lr=lr,
                                 val_loss=col(sel.val), run=run, source=f"{src}::{run}",
                                 metric=sel.loss, available=sel.available, notes=notes))
@@ -227,6 +227,13 @@ def _read_wandb_chart(path: Path, sep: str, header: list[str], runs: dict, *, st
 
 _LR_IN_NAME = re.compile(r"(?:^|[^a-z])(?:lr|learning_rate)[_=\- ]?([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)",
                          re.IGNORECASE)
+
+
+def lr_in_name(name: str, n: int) -> np.ndarray | None:
+    """A constant LR column from a name such as ``learning_rate_0.01`` or ``adam-lr3e-4``,
+    or None when the name carries no LR."""
+    m = _LR_IN_NAME.search(name)
+    return None if m is None else np.full(n, float(m.group(1)))
 
 
 def _read_wide(path: Path, sep: str, header: list[str]) -> list[History] | None:
@@ -252,8 +259,7 @@ def _read_wide(path: Path, sep: str, header: list[str]) -> list[History] | None:
         values, present = column_values(table.column(name))
         if not present.any():
             continue
-        m = _LR_IN_NAME.search(name)
-        lr = None if m is None else np.full(len(values), float(m.group(1)))
+        lr = lr_in_name(name, len(values))
         keep = present
         out.append(from_columns(None, values[keep], lr=None if lr is None else lr[keep],
                                 run=name, source=f"{path}::{name}", metric=name,

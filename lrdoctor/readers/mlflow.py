@@ -14,6 +14,7 @@ import numpy as np
 
 from lrdoctor.errors import LrDoctorError
 from lrdoctor.history import History
+from lrdoctor.readers import _io
 from lrdoctor.readers._table import Selection, from_series
 
 
@@ -37,7 +38,7 @@ def metric_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    text_head = path.read_bytes()[:4096].decode("utf-8", errors="replace")
+    text_head = _io.head(path, 4096).decode("utf-8", errors="replace")
     first = next((ln for ln in text_head.splitlines() if ln.strip()), "")
     ncols = len(first.split())
     if ncols not in (2, 3):

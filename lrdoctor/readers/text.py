@@ -92,8 +92,11 @@ def read(path: Path, *, step=None, metric=None, lr_column=None, pattern=None
         return [_history(got, src, path, "--pattern")]
     # The dialect is chosen on a sample (the head and the tail of the log), then only that
     # one reads the whole text; a log whose sample matches nothing is tried whole.
-    name = _choose(_sample(text)) or _choose(text)
-    best = None if name is None else _read_dialect(name, text)
+    sample = _sample(text)
+    chosen = _choose(sample) or (_choose(text) if sample is not text else None)
+    name, best = chosen or (None, None)
+    if chosen and sample is not text:
+        best = _read_dialect(name, text)  # chosen on the sample: now read it all
     if best is None:
         raise LrDoctorError(
             "no loss found in this text; tried nanoGPT, Megatron/DeepSpeed, fairseq, Keras "
@@ -122,16 +125,13 @@ def _read_dialect(dialect: str, text: str) -> dict | None:
     return _apply(re.compile(line_rx), re.compile(val_rx) if val_rx else None, text)
 
 
-def _choose(text: str) -> str | None:
-    """The dialect that reads the most losses from ``text``."""
+def _choose(text: str) -> tuple[str, dict] | None:
+    """The dialect that reads the most losses from ``text``, with what it read."""
     for group in _GROUPS:
-        counts = {}
-        for dialect in group:
-            got = _read_dialect(dialect, text)
-            if got is not None:
-                counts[dialect] = len(got["loss"])
-        if counts:
-            return max(counts, key=counts.get)
+        got = {d: r for d in group if (r := _read_dialect(d, text)) is not None}
+        if got:
+            name = max(got, key=lambda d: len(got[d]["loss"]))
+            return name, got[name]
     return None
 
 
