@@ -67,7 +67,7 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
     ax.plot(s_draw, y_draw, color=COLORS["raw"], lw=0.6, alpha=0.6, label="loss (raw)")
     if curve.n_bins >= 3:
         k = curve.trend_settled
-        ax.plot(curve.steps[curve.bin_start[:k]].astype(float), curve.from_z(curve.trend[:k]),
+        ax.plot(curve.steps[curve.bin_start[:k]].astype(float), curve.level[:k],
                 color=COLORS["trend"], lw=1.8, label="trend")
     val = d.history.val_loss
     if val is not None:
@@ -174,7 +174,7 @@ def plot_sweep(diagnoses: list, fig=None, *, logy: bool | None = None):
         color = cmap(norm(lr)) if by_lr and np.isfinite(lr) else COLORS["raw"]
         k = curve.trend_settled
         xs = curve.steps[curve.bin_start[:k]].astype(float)
-        ys = curve.from_z(curve.trend[:k])
+        ys = curve.level[:k]
         ax.plot(xs, ys, color=color, lw=1.2, alpha=0.9)
         marker, mcolor = VERDICT_MARKERS[d.verdict]
         ax.plot([xs[-1]], [ys[-1]], marker, color=mcolor, ms=6, mec="white", mew=0.5)

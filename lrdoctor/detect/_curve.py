@@ -119,6 +119,12 @@ class Curve:
             return z
         return running_median(z, min(self.trend_window, len(z) | 1))
 
+    @cached_property
+    def level(self) -> np.ndarray:
+        """The trend in the loss's own units (one value per bin), computed once for every
+        detector and figure that reads it."""
+        return self.from_z(self.trend)
+
     @property
     def trend_settled(self) -> int:
         """Bins of the trend whose running window lies inside the curve (the last half
@@ -198,7 +204,7 @@ class Curve:
 
     def trend_at(self, idx: np.ndarray) -> np.ndarray:
         """The trend (linear units) at the given point indices of the finite prefix."""
-        return self.from_z(self.trend[self.bin_of(idx)])
+        return self.level[self.bin_of(idx)]
 
     def step_at(self, bin_index) -> np.ndarray:
         """The log's step at the start of the given bin(s)."""

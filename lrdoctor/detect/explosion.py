@@ -66,8 +66,7 @@ class Explosion:
             # a lone blow-up after which the loss never comes down again (stuck at or above
             # its start for the rest of the run) killed the training: that is an explosion
             first = int(over[0])
-            after = curve.from_z(curve.trend[min(int(curve.bin_of(first)) + 1,
-                                                 curve.n_bins - 1):])
+            after = curve.level[min(int(curve.bin_of(first)) + 1, curve.n_bins - 1):]
             if len(after) == 0 or after.min() < (1 - self.stuck_progress) * s0:
                 return []
             hit = over
@@ -112,7 +111,7 @@ class Divergence:
         if curve.n_bins < 10:
             return []
         s0 = curve.start_level
-        level = curve.from_z(curve.trend)
+        level = curve.level
         best_z = np.minimum.accumulate(curve.trend)
         best = curve.from_z(best_z)  # the running best (from_z is increasing)
         gap = np.maximum(s0 - best, 1e-12 * max(abs(s0), 1e-300))

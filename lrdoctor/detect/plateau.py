@@ -35,7 +35,7 @@ class Progress:
         if curve.n_bins < 10:
             return []
         s0 = curve.start_level
-        level = curve.from_z(curve.trend)
+        level = curve.level
         end = float(level[-1])
         drop = s0 - end
         progress = drop / abs(s0) if s0 else 0.0
