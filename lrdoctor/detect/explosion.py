@@ -23,9 +23,14 @@ class Explosion:
         of the run, the scatter at the starting level) above it, so heavy-tailed minibatch
         noise alone does not trigger it.
     early_points, early_fraction : int, float, default 5 and 0.01
-        Within the first ``max(early_points, early_fraction * n)`` points a single point
-        over the limit counts (a blow-up at the first updates); later, only two or more in a
-        row do (a lone excursion is a spike) ...
+        Within the first ``max(early_points, early_fraction * n)`` points (the first
+        updates) a single point over the limit counts (a blow-up at the first updates);
+        later, only two or more in a row do (a lone excursion is a spike) ...
+    early_factor : float, default 2.0
+        ... and among the first updates, two or more points above ``early_factor`` times the
+        start (and the noise bound) are a blow-up too, even when the run recovers: the
+        starting loss is the untrained model's, and Adam's first steps at a sane LR do not
+        take the loss back above twice it; a first step that overshoots that far does.
     stuck_progress : float, default 0.1
         ... unless the trend never again comes this share below the start after it (the
         blow-up left the run stuck).
@@ -40,6 +45,7 @@ class Explosion:
     early_points: int = 5
     early_fraction: float = 0.01
     stuck_progress: float = 0.1
+    early_factor: float = 2.0
 
     def __call__(self, curve: Curve) -> list[Finding]:
         if curve.n_bins < 2:
@@ -47,18 +53,23 @@ class Explosion:
         s0 = min(curve.start_level, float(curve.x[0])) if curve.log_space else curve.start_level
         z0 = curve.to_z(s0)
         noise = curve.noise_early
-        if curve.log_space:
-            margin = max(np.log(self.factor), self.noise_sigmas * noise)
-        else:
-            margin = max((self.factor - 1) * abs(s0), self.noise_sigmas * noise)
-        limit = curve.from_z(z0 + margin)
-        over = curve.points_over(limit)  # indices of the points above the limit
+
+        def limit(factor):
+            if curve.log_space:
+                return curve.from_z(z0 + max(np.log(factor), self.noise_sigmas * noise))
+            return curve.from_z(z0 + max((factor - 1) * abs(s0), self.noise_sigmas * noise))
+
+        x = curve.x
+        early = max(self.early_points, int(self.early_fraction * len(x)))
+        over = curve.points_over(limit(self.factor))  # indices of the points above the limit
+        # the first updates overshooting: two or more of them above early_factor x the start
+        first = np.flatnonzero(x[:early] > limit(min(self.early_factor, self.factor)))
+        if len(first) >= 2:
+            over = np.union1d(first, over)
         if len(over) == 0:
             return []
-        x = curve.x
         # a blow-up is sustained (two points in a row or more) or comes with the very first
         # updates ("explodes early"); a lone excursion later is a spike, for Spikes to count
-        early = max(self.early_points, int(self.early_fraction * len(x)))
         gap = np.diff(over) == 1
         in_a_row = np.r_[False, gap] | np.r_[gap, False]
         hit = over[in_a_row | (over < early)]
