@@ -89,7 +89,9 @@ class History:
         v = self.columns["loss"]
         return v if m.all() else v[m]
 
-    def _present(self, name):
+    def present(self, name):
+        """(steps, values) of a column where it was logged (numpy arrays), or None when
+        the log has no value of it: the figures read these, so they never need pandas."""
         v = self.columns[name]
         if v is None:
             return None
@@ -121,7 +123,7 @@ class History:
     def _series(self, name):
         import pandas as pd
 
-        p = self._present(name)
+        p = self.present(name)
         return None if p is None else pd.Series(p[1], index=pd.Index(p[0], name="step"),
                                                 name=name)
 

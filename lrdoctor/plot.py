@@ -46,11 +46,11 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
     if ax is None:
         fig = Figure(figsize=(8, 4.5), dpi=150)
         ax = fig.add_subplot()
-    loss = d.history.loss
-    steps = loss.index.to_numpy().astype(np.float64)
-    y = loss.to_numpy(np.float64)
+    h = d.history
+    steps = h.logged_steps.astype(np.float64)
+    y = h.logged_loss
     fin = np.isfinite(y)
-    curve = d.curve or detect.Curve(steps=loss.index.to_numpy(), values=y)
+    curve = d.curve or detect.Curve(steps=h.logged_steps, values=y)
     pos = y[fin & (y > 0)]
     # the healthy part decides the axes: clip at a generous multiple of the starting level
     if fin.any():
@@ -69,15 +69,15 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
         k = curve.trend_settled
         ax.plot(curve.steps[curve.bin_start[:k]].astype(float), curve.level[:k],
                 color=COLORS["trend"], lw=1.8, label="trend")
-    val = d.history.val_loss
+    val = h.present("val_loss")
     if val is not None:
-        ax.plot(val.index.to_numpy(float), val.to_numpy(float), "o-", ms=2.5, lw=1,
+        ax.plot(val[0].astype(float), val[1], "o-", ms=2.5, lw=1,
                 color=COLORS["val"], label="validation loss")
     if logy:
         ax.set_yscale("log")
     lo, hi = float(np.min(healthy)), float(np.max(healthy))
     if val is not None and fin.any():  # the validation loss is in view too, unless it blew up
-        v = val.to_numpy(float)
+        v = val[1]
         v = v[np.isfinite(v) & (v <= cap) & ((v > 0) if logy else True)]
         if len(v):
             lo, hi = min(lo, float(v.min())), max(hi, float(v.max()))
@@ -112,10 +112,10 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
             ax.annotate(f.kind, (start, top), xytext=(3, -10 - 9 * n_labels),
                         textcoords="offset points", fontsize=7, color=color)
             n_labels += 1
-    if d.history.lr is not None:
-        lr = d.history.lr
+    lr = h.present("lr")
+    if lr is not None:
         ax2 = ax.twinx()
-        ax2.plot(lr.index.to_numpy(float), lr.to_numpy(float), color=COLORS["lr"], lw=1,
+        ax2.plot(*_minmax_decimate(lr[0].astype(float), lr[1]), color=COLORS["lr"], lw=1,
                  ls=":", label="LR")
         ax2.set_yscale("log")
         ax2.set_ylabel("learning rate", color=COLORS["lr"], fontsize=8)
@@ -124,13 +124,13 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
     ax.set_ylabel(d.metric, fontsize=8)
     ax.tick_params(labelsize=7)
     handles, labels = ax.get_legend_handles_labels()
-    if d.history.lr is not None:  # the LR lives on the twin axis: one legend for both
+    if lr is not None:  # the LR lives on the twin axis: one legend for both
         h2, l2 = ax2.get_legend_handles_labels()
         handles, labels = handles + h2, labels + l2
     seen = dict(zip(labels, handles))  # one entry per label (spikes are drawn once anyway)
     leg = ax.legend(seen.values(), seen.keys(), fontsize=7, loc="upper right",
                     framealpha=0.8)
-    if d.history.lr is not None:
+    if lr is not None:
         leg.remove()
         ax2.add_artist(leg)  # drawn above the LR line
     ax.set_title(f"{d.run}: {HEADLINE[d.verdict]}", fontsize=9, loc="left")
