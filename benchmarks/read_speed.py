@@ -6,6 +6,10 @@ the best existing Python readers of those formats, in one run.
   by TensorBoard's ``EventFileLoader`` collecting the scalars into arrays.
 - Hugging Face: a ``trainer_state.json`` with 1e6 training entries (and eval entries every
   1000 steps); read by lrdoctor and by plain ``json`` + ``pandas.DataFrame(log_history)``.
+- W&B: a 1e6-row run file (``run-<id>.wandb``) in the layout wandb 0.31 writes (written by
+  the test suite's ``tests/logs.py:wandb_write``: the run record, a summary and a history
+  record per row, in 32 KiB blocks). wandb itself no longer ships a reader for these files,
+  so the baseline is lrdoctor's own general record-by-record decoder (one run, it is slow).
 
 Each reader runs in a fresh process (imports included, as a user would see them), best of 3.
 tbparse and tensorboard are optional: missing ones are reported, not measured.
@@ -77,12 +81,28 @@ READERS = {
         "assert arrays",
     "json + pandas": "import json, pandas as pd; doc = json.load(open(sys.argv[1])); "
                      "df = pd.DataFrame(doc['log_history']); assert len(df) > 0",
+    "record by record": "from pathlib import Path\n"
+                        "from lrdoctor.readers.wandb import _general_series\n"
+                        "assert _general_series(Path(sys.argv[1]).read_bytes())[0]",
 }
 
 
-def timed(name: str, path: Path) -> float | None:
+def write_wandb(path: Path, n: int) -> Path:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from logs import wandb_write
+
+    rng = np.random.default_rng(0)
+    loss = (0.2 + 2.1 * np.exp(-30 * np.arange(n) / n)) * np.exp(rng.normal(0, 0.1, n))
+    rows = ((s, {"train/loss": repr(float(loss[s])), "lr": "0.0003",
+                 "_timestamp": repr(1.7e9 + s / 100), "_runtime": repr(s / 100),
+                 **({"val/loss": repr(float(loss[s]) * 1.1)} if s % 1000 == 0 else {})})
+            for s in range(n))
+    return wandb_write(path, rows, name="bench")
+
+
+def timed(name: str, path: Path, repeats: int = REPEATS) -> float | None:
     best = None
-    for _ in range(REPEATS):
+    for _ in range(repeats):
         t0 = time.perf_counter()
         r = subprocess.run([sys.executable, "-c", "import sys\n" + READERS[name], str(path)],
                            capture_output=True, text=True)
@@ -112,6 +132,10 @@ def main(n: int) -> None:
     write_trainer_state(hf, n)
     print(f"trainer_state.json: {hf.stat().st_size / 2**20:.0f} MiB")
     report({k: timed(k, hf) for k in ("lrdoctor", "json + pandas")})
+    wb = write_wandb(tmp / "run-bench.wandb", n)
+    print(f"W&B run file: {wb.stat().st_size / 2**20:.0f} MiB")
+    report({"lrdoctor": timed("lrdoctor", wb), "record by record": timed("record by record",
+                                                                          wb, repeats=1)})
 
 
 def report(results: dict) -> None:

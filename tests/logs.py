@@ -61,3 +61,57 @@ def mlflow_store(root: Path, runs: dict):
         ids[name] = run.info.run_id
     del mlflow
     return root / "mlruns", exp, ids
+
+
+# ------------------------------------------------------------------ W&B run files
+def _pb_varint(v: int) -> bytes:
+    out = bytearray()
+    while True:
+        b, v = v & 0x7F, v >> 7
+        out.append(b | 0x80 if v else b)
+        if not v:
+            return bytes(out)
+
+
+def _pb(num: int, payload) -> bytes:
+    """One protobuf field: a varint (int payload) or bytes (length-delimited)."""
+    if isinstance(payload, int):
+        return _pb_varint(num << 3) + _pb_varint(payload)
+    return _pb_varint(num << 3 | 2) + _pb_varint(len(payload)) + payload
+
+
+def wandb_write(path: Path, rows, *, name="run", key_field=2, block=32 * 1024):
+    """A W&B data store as wandb 0.31 writes it (the layout of tests/fixtures/
+    wandb_offline.wandb): the run record, then for each row {key: json text} a summary
+    record and a history record (items of nested_key (2), or key (1) as older wandb wrote,
+    and value_json; the step in HistoryRecord.step, empty for step 0), in LevelDB log
+    blocks with records split across block ends. A key given as a tuple is a nested key of
+    several parts."""
+    def item(k, v):
+        parts = k if isinstance(k, tuple) else (k,)
+        keys = b"".join(_pb(key_field if len(parts) == 1 else 2, p.encode()) for p in parts)
+        return _pb(1, keys + _pb(16, v.encode()))
+
+    records = [_pb(1, 1) + _pb(17, _pb(8, name.encode()))]  # RunRecord.display_name
+    for i, (step, row) in enumerate(rows):
+        items = b"".join(item(k, v) for k, v in row.items()) + item("_step", str(step))
+        records.append(_pb(1, 2 * i + 2) + _pb(3, items))  # the summary: same items
+        records.append(_pb(1, 2 * i + 3) + _pb(2, items + _pb(2, _pb(1, step) if step
+                                                              else b"")))
+    out = bytearray(b":W&B\xe1\xbe\x00")
+    for rec in records:
+        first = True
+        while True:
+            room = block - len(out) % block
+            if room < 7:  # a block's tail too short for a header: zero padding
+                out += bytes(room)
+                continue
+            take = min(len(rec), room - 7)
+            last = take == len(rec)
+            kind = (1 if last else 2) if first else (4 if last else 3)
+            out += struct.pack("<IHB", 0, take, kind) + rec[:take]
+            rec, first = rec[take:], False
+            if last:
+                break
+    path.write_bytes(bytes(out))
+    return path

@@ -7,7 +7,7 @@ import pytest
 from lrdoctor import LrDoctorError
 from lrdoctor.readers import read, sniff
 
-from logs import FIXTURES
+from logs import FIXTURES, wandb_write
 
 
 def test_wandb_run_file_written_by_wandb():
@@ -57,3 +57,63 @@ def test_wandb_history_jsonl(tmp_path):
                                      2.0 - s / 100, "lr": 1e-3}) + "\n" for s in range(50)))
     [h] = read(p)
     assert h.metric == "train/loss" and h.steps[-1] == 49 and h.lr.iloc[0] == 1e-3
+
+
+def _same(a, b):
+    """The two decoders' (series, first records, notes) are the same."""
+    (sa, fa, na), (sb, fb, nb) = a, b
+    assert list(sa) == list(sb) and fa == fb and na == nb
+    for k in sa:
+        np.testing.assert_array_equal(sa[k][0], sb[k][0])
+        np.testing.assert_array_equal(sa[k][1], sb[k][1])  # NaN == NaN here
+
+
+def test_vectorized_and_general_decoders_agree_on_the_real_file_and_every_cut_of_it():
+    from lrdoctor.readers.wandb import _fast_series, _general_series
+
+    data = (FIXTURES / "wandb_offline.wandb").read_bytes()
+    fast = _fast_series(data)
+    assert fast is not None and len(fast[0]["train/loss"][0]) == 250
+    _same(fast, _general_series(data))
+    for cut in range(7, len(data), 997):  # a run still writing, cut anywhere
+        got = _fast_series(data[:cut])
+        assert got is not None, cut
+        _same(got, _general_series(data[:cut]))
+
+
+def test_vectorized_decoder_on_every_value_and_key_shape(tmp_path):
+    from lrdoctor.readers.wandb import _fast_series, _general_series
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for s in range(3000):
+        row = {"train/loss": repr(float(rng.lognormal())), "lr": "0.001"}
+        if s % 97 == 0:
+            row["train/loss"] = '"NaN"' if s % 2 else "Infinity"
+        if s % 250 == 0:
+            row["val/loss"] = "-1.5e-3"
+            row["hist"] = '{"_type": "histogram", "values": [1, 2]}'
+            row["k" * 130] = "7"  # a key longer than 127 bytes: a two-byte length
+            row["note"] = '"' + "x" * 200 + '"'  # a value longer than 127 bytes
+        rows.append((s, row))
+    for key_field in (1, 2):
+        data = wandb_write(tmp_path / "run-a.wandb", rows, key_field=key_field).read_bytes()
+        fast = _fast_series(data)
+        assert fast is not None
+        _same(fast, _general_series(data))
+        series = fast[0]
+        loss = series["train/loss"][1]
+        assert np.isnan(loss[97]) and np.isinf(loss[194]) and len(loss) == 3000
+        assert np.isnan(series["hist"][1]).all() and series["k" * 130][1][0] == 7
+        np.testing.assert_array_equal(series["val/loss"][0], np.arange(0, 3000, 250))
+
+
+def test_a_layout_the_vectorized_decoder_does_not_take_is_read_record_by_record(tmp_path):
+    from lrdoctor.readers.wandb import _fast_series
+
+    rows = [(s, {("train", "loss"): repr(2.0 / (s + 1)), "lr": "0.01"}) for s in range(40)]
+    p = wandb_write(tmp_path / "run-b.wandb", rows, name="nested")
+    assert _fast_series(p.read_bytes()) is None  # a nested key of two parts
+    [h] = read(p)
+    assert h.run == "nested" and h.metric == "train/loss" and len(h.loss) == 40
+    assert h.loss.iloc[3] == pytest.approx(0.5) and h.lr.iloc[0] == 0.01
