@@ -169,6 +169,21 @@ def test_csv_cut_off_mid_line_is_read_up_to_it_with_a_note(tmp_path):
         read(p)
 
 
+def test_a_row_with_extra_cells_or_bytes_that_are_not_utf8_is_named_by_its_line(
+        tmp_path, capfd):
+    rows = b"".join(b"%d,%g,0.001\n" % (i, 2 - i / 100) for i in range(6000))
+    p = tmp_path / "bad.csv"
+    p.write_bytes(b"step,loss,lr\n" + rows + b"6000,1.2,0.001,7\n" + rows)
+    with pytest.raises(LrDoctorError, match="line 6002 has 4 cells where the header has 3"):
+        read(p)
+    # damaged bytes (not UTF-8) past the sniffed head, in a row with an extra cell: pyarrow
+    # cannot even show the row to its handler; still one line, and nothing printed besides
+    p.write_bytes(b"step,loss,lr\n" + rows + b"6000,1.2\xe0\x80,\xff,9\n" + rows)
+    with pytest.raises(LrDoctorError, match=r"line 6002 has 4 cells .*'6000,1\.2"):
+        read(p)
+    assert capfd.readouterr().err == ""
+
+
 def test_large_trainer_state_fast_path_matches_the_json_path(tmp_path):
     from lrdoctor.readers import hf_trainer
 

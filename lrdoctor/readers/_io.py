@@ -90,10 +90,3 @@ def last_line_unterminated(path: Path) -> str | None:
     if not data or data.endswith(b"\n"):
         return None
     return data.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace").rstrip("\r")
-
-
-def open_text(path: Path):
-    """A text handle on a plain or gzip-compressed file (error paths and small files)."""
-    if is_gzip(path):
-        return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-    return open(path, encoding="utf-8", errors="replace")

@@ -6,9 +6,11 @@ values the run wrote.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -76,20 +78,21 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
     short_rows: list = []
 
     def short_row(row):  # a row with too few or too many cells: noted, judged below
-        short_rows.append((row.number, row.text))
+        short_rows.append(row.text)
         return "skip"
 
     def parse(include, types):
         short_rows.clear()
-        return pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(block_size=_io.MAX_LINE_BYTES * 4),
-            parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=False,
-                                             invalid_row_handler=short_row),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=include, column_types=types, null_values=[""],
-                strings_can_be_null=True, quoted_strings_can_be_null=True),
-        )
+        with _undecodable_rows_quiet():
+            return pacsv.read_csv(
+                path,
+                read_options=pacsv.ReadOptions(block_size=_io.MAX_LINE_BYTES * 4),
+                parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=False,
+                                                 invalid_row_handler=short_row),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=include, column_types=types, null_values=[""],
+                    strings_can_be_null=True, quoted_strings_can_be_null=True),
+            )
 
     try:
         try:
@@ -106,21 +109,13 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
         raise _io.gzip_error(path, exc) from None
     notes = []
     if short_rows:
-        number, row_text = short_rows[0]
+        row_text = short_rows[0]
         last_line = _io.last_line_unterminated(path)
         if len(short_rows) == 1 and last_line is not None and row_text == last_line:
             notes.append(f"the last line ({row_text[:40]!r}) is incomplete (a log still "
                          f"being written?) and was left out")
         else:
-            if number is None:  # error path only: find the line by its text
-                with _io.open_text(path) as f:
-                    number = next((k for k, ln in enumerate(f, 1)
-                                   if ln.rstrip("\r\n") == row_text), None)
-            where = f"line {number}" if number is not None else "a line"
-            raise LrDoctorError(
-                f"{where} has {len(next(csv.reader([row_text], delimiter=sep)))} cells where "
-                f"the header has {len(header)}: {row_text[:60]!r}; check the delimiter or "
-                "a damaged line", src)
+            _raise_ragged_line(path, sep, header)
     if table.num_rows == 0:
         raise LrDoctorError("header only, no rows of losses yet", src)
     if path.stat().st_size > _io.MAX_LINE_BYTES and \
@@ -302,13 +297,58 @@ def _raise_parse_error(path: Path, sep: str, header: list[str], wanted: list[str
     if "straddl" in msg or "block" in msg:
         _raise_long_line(path)
     if "Expected" in msg and "columns" in msg:
-        raise LrDoctorError(f"rows do not match the header: {msg.splitlines()[0]}; "
-                            "check the delimiter or a damaged line", src) from None
+        _raise_ragged_line(path, sep, header)
     if "Empty CSV" in msg:
         raise LrDoctorError("the file is empty; it needs a header line and rows of losses",
                             src) from None
     raise LrDoctorError(f"cannot parse as a delimited log: {msg.splitlines()[0]}",
                         src) from None
+
+
+def _raise_ragged_line(path: Path, sep: str, header: list[str]) -> None:
+    """One line for the first row whose cell count is not the header's (error path only:
+    the separators of every line are counted at once, the few candidates checked with the
+    csv module, which knows quoting)."""
+    try:
+        data = np.frombuffer(_io.read_bytes(path), dtype=np.uint8)
+    except (EOFError, OSError) as exc:
+        raise _io.gzip_error(path, exc) from None
+    ends = np.flatnonzero(data == ord("\n"))
+    if len(ends) == 0 or ends[-1] != len(data) - 1:
+        ends = np.r_[ends, len(data)]
+    starts = np.r_[0, ends[:-1] + 1]
+    seps = np.r_[0, np.cumsum(data == ord(sep))]
+    per_line = seps[ends] - seps[starts]
+    for k in np.flatnonzero(per_line != len(header) - 1)[:1000]:  # candidates, not lines
+        text = data[starts[k]:ends[k]].tobytes().decode("utf-8", errors="replace")
+        text = text.rstrip("\r")
+        if k == 0 or not text.strip():
+            continue
+        cells = next(csv.reader([text], delimiter=sep), [])
+        if len(cells) != len(header):
+            raise LrDoctorError(
+                f"line {k + 1} has {len(cells)} cells where the header has {len(header)}: "
+                f"{text[:60]!r}; check the delimiter or a damaged line", str(path)) from None
+    raise LrDoctorError("rows do not match the header; check the delimiter or a damaged "
+                        "line", str(path)) from None
+
+
+@contextlib.contextmanager
+def _undecodable_rows_quiet():
+    """pyarrow decodes a bad row's text before it calls the invalid-row handler; a row
+    that is not UTF-8 makes that fail, and Python would print the ignored exception with
+    its traceback. The row is then a parse error, reported in one line like any other."""
+    hook = sys.unraisablehook
+
+    def quiet(unraisable):
+        if not isinstance(unraisable.exc_value, UnicodeDecodeError):
+            hook(unraisable)
+
+    sys.unraisablehook = quiet
+    try:
+        yield
+    finally:
+        sys.unraisablehook = hook
 
 
 def _integral_cells(text: str, sep: str, header: list[str], name: str) -> bool:
