@@ -223,3 +223,16 @@ def test_large_trainer_state_fast_path_matches_the_json_path(tmp_path):
                                  lr_column=None) is None
     [h] = read(p)
     assert np.isnan(h.loss.iloc[5]) and len(h.loss) == 12000
+
+
+def test_damage_past_the_sniffed_head_is_one_line_whatever_its_kind(tmp_path):
+    rows = b"".join(b"%d,%g,0.001\n" % (i, 2 - i / 100) for i in range(6000))
+    p = tmp_path / "bad.csv"
+    # bytes that are not UTF-8 inside a number cell (the row has the right cell count)
+    p.write_bytes(b"step,loss,lr\n" + rows + b"6000,1.2\xe0\x80,0.001\n" + rows)
+    with pytest.raises(LrDoctorError, match="line 6002 holds bytes that are not UTF-8"):
+        read(p)
+    # a word in a loss cell and, further down, a row with a cell missing
+    p.write_bytes(b"step,loss,lr\n" + rows + b"6000,oops,0.001\n" + rows + b"1,2\n" + rows)
+    with pytest.raises(LrDoctorError, match="line 12003 has 2 cells where the header has 3"):
+        read(p)

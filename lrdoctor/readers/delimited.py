@@ -333,6 +333,18 @@ def _raise_ragged_line(path: Path, sep: str, header: list[str]) -> None:
                         "line", str(path)) from None
 
 
+def _raise_undecodable_line(path: Path) -> None:
+    """One line for the first line that is not UTF-8 text, if there is one."""
+    data = _io.read_bytes(path)
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise LrDoctorError(f"line {line} holds bytes that are not UTF-8 text (byte "
+                            f"{exc.start}); a damaged line? fix or delete it",
+                            str(path)) from None
+
+
 @contextlib.contextmanager
 def _undecodable_rows_quiet():
     """pyarrow decodes a bad row's text before it calls the invalid-row handler; a row
@@ -372,11 +384,18 @@ def _raise_bad_cell(path: Path, sep: str, header: list[str], wanted: list[str]) 
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    table = pacsv.read_csv(
-        path, parse_options=pacsv.ParseOptions(delimiter=sep),
-        convert_options=pacsv.ConvertOptions(include_columns=wanted,
-                                              column_types={c: pa.string() for c in wanted},
-                                              null_values=[""], strings_can_be_null=True))
+    try:
+        table = pacsv.read_csv(
+            path, parse_options=pacsv.ParseOptions(delimiter=sep),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=wanted, column_types={c: pa.string() for c in wanted},
+                null_values=[""], strings_can_be_null=True))
+    except pa.ArrowInvalid as exc:  # the damage is not (only) a word in a number cell
+        if "Expected" in str(exc) and "columns" in str(exc):
+            _raise_ragged_line(path, sep, header)
+        _raise_undecodable_line(path)
+        raise LrDoctorError(f"cannot parse as a delimited log: {str(exc).splitlines()[0]}",
+                            str(path)) from None
     for name in wanted:
         s = table.column(name).to_pandas()
         num = pd.to_numeric(s.str.strip(), errors="coerce")
