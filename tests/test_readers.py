@@ -236,3 +236,31 @@ def test_damage_past_the_sniffed_head_is_one_line_whatever_its_kind(tmp_path):
     p.write_bytes(b"step,loss,lr\n" + rows + b"6000,oops,0.001\n" + rows + b"1,2\n" + rows)
     with pytest.raises(LrDoctorError, match="line 12003 has 2 cells where the header has 3"):
         read(p)
+
+
+def test_a_few_bytes_that_are_not_utf8_are_a_damaged_line_not_a_binary_file(tmp_path):
+    p = tmp_path / "notes.csv"  # a Latin-1 'é' in a column lrdoctor does not read
+    p.write_bytes(b"step,loss,note\n" + b"".join(
+        b"%d,%g,%s\n" % (i, 2 - i / 100, b"r\xe9sum\xe9" if i == 5 else b"ok")
+        for i in range(50)))
+    [h] = read(p)
+    assert len(h.loss) == 50
+    p.write_bytes(b"step,loss\n0,2.0\n1,1.\xe99\n2,1.8\n")  # ... and one in a loss cell
+    with pytest.raises(LrDoctorError, match="line 3 holds bytes that are not UTF-8 text"):
+        read(p)
+    p.write_bytes(bytes(np.random.default_rng(0).integers(128, 256, 5000, dtype=np.uint8)))
+    with pytest.raises(LrDoctorError, match="binary content"):  # no NUL, still binary
+        read(p)
+
+
+def test_a_stray_carriage_return_or_quote_inside_a_line_is_named_by_its_line(tmp_path):
+    rows = b"".join(b"%d,%g,0.001\n" % (i, 2 - i / 100) for i in range(50))
+    p = tmp_path / "cr.csv"
+    p.write_bytes(b"step,loss,lr\n" + rows + b"50,1.4\r5,0.001\n" + rows)
+    with pytest.raises(LrDoctorError, match="line 52 is damaged .a carriage return"):
+        read(p)
+    p.write_bytes(b"step,loss,lr\n" + rows + b'50,"1.4,0.001\n' + rows)
+    with pytest.raises(LrDoctorError, match="line 52 has 2 cells where the header has 3"):
+        read(p)
+    p.write_bytes(b"step,loss,lr\r\n" + rows.replace(b"\n", b"\r\n"))  # CRLF is fine
+    assert len(read(p)[0].loss) == 50

@@ -38,8 +38,11 @@ def read_bytes(path: Path) -> bytes:
     return head(path, -1)
 
 
-def check_text(path: Path, sample: bytes) -> None:
-    """Refuse binary content with a line that says where it starts."""
+def check_text(path: Path, sample: bytes, max_bad: float = 0.02) -> None:
+    """Refuse binary content with a line that says where it starts: a NUL byte, or more
+    than ``max_bad`` of the sample (and 16 bytes) not decoding as UTF-8. A few bad bytes in a text log (a
+    damaged line, a Latin-1 character in a note) are left to the reader, which reads them
+    as U+FFFD and names the line where a number is damaged."""
     nul = sample.find(b"\x00")
     if nul >= 0:
         raise LrDoctorError(f"binary content (a NUL byte at offset {nul}), not a text log; "
@@ -47,9 +50,10 @@ def check_text(path: Path, sample: bytes) -> None:
     try:
         sample.decode("utf-8")
     except UnicodeDecodeError as exc:
-        if exc.start < len(sample) - 4:  # not just a multi-byte character cut by the sample
-            raise LrDoctorError(f"binary content (invalid UTF-8 at byte {exc.start}), not a "
-                                "text log; pass a CSV, TSV or JSON-lines loss log",
+        bad = sample.decode("utf-8", errors="replace").count("\ufffd")
+        if exc.start < len(sample) - 4 and bad > max(16, max_bad * len(sample)):
+            raise LrDoctorError(f"binary content (invalid UTF-8 from byte {exc.start}), not "
+                                "a text log; pass a CSV, TSV or JSON-lines loss log",
                                 str(path)) from None
 
 

@@ -317,18 +317,28 @@ def _raise_ragged_line(path: Path, sep: str, header: list[str]) -> None:
     if len(ends) == 0 or ends[-1] != len(data) - 1:
         ends = np.r_[ends, len(data)]
     starts = np.r_[0, ends[:-1] + 1]
-    seps = np.r_[0, np.cumsum(data == ord(sep))]
-    per_line = seps[ends] - seps[starts]
-    for k in np.flatnonzero(per_line != len(header) - 1)[:1000]:  # candidates, not lines
+    def per_line(byte):
+        c = np.r_[0, np.cumsum(data == ord(byte))]
+        return c[ends] - c[starts]
+
+    # a line is a candidate when its separators are not the header's, or it has a quote
+    # or a carriage return inside (which change how the line splits)
+    odd = (per_line(sep) != len(header) - 1) | (per_line('"') > 0) | \
+        (per_line("\r") > (data[np.maximum(ends - 1, 0)] == ord("\r")))
+    for k in np.flatnonzero(odd)[:1000]:  # candidates, not lines
         text = data[starts[k]:ends[k]].tobytes().decode("utf-8", errors="replace")
-        text = text.rstrip("\r")
+        text = text.removesuffix("\r")
         if k == 0 or not text.strip():
             continue
-        cells = next(csv.reader([text], delimiter=sep), [])
-        if len(cells) != len(header):
-            raise LrDoctorError(
-                f"line {k + 1} has {len(cells)} cells where the header has {len(header)}: "
-                f"{text[:60]!r}; check the delimiter or a damaged line", str(path)) from None
+        try:
+            cells = len(next(csv.reader([text], delimiter=sep), []))
+        except csv.Error:  # a carriage return inside the line
+            cells = None
+        if cells != len(header):
+            what = f"has {cells} cells where the header has {len(header)}" if cells else \
+                "is damaged (a carriage return inside it)"
+            raise LrDoctorError(f"line {k + 1} {what}: {text[:60]!r}; check the delimiter "
+                                "or a damaged line", str(path)) from None
     raise LrDoctorError("rows do not match the header; check the delimiter or a damaged "
                         "line", str(path)) from None
 
@@ -370,7 +380,10 @@ def _integral_cells(text: str, sep: str, header: list[str], name: str) -> bool:
         k = header.index(name)
     except ValueError:
         return False
-    rows = list(csv.reader(io.StringIO(text), delimiter=sep))[1:-1]  # last may be cut
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=sep))[1:-1]
+    except csv.Error:  # damage in the sample: the float parse will find and name it
+        return False
     cells = [r[k].strip() for r in rows if len(r) > k and r[k].strip()]
     return bool(cells) and all(_INT.fullmatch(c) for c in cells)
 
