@@ -169,16 +169,22 @@ def test_csv_cut_off_mid_line_is_read_up_to_it_with_a_note(tmp_path):
         read(p)
 
 
+def damaged_csv(tmp_path, n, bad: bytes, after: bytes = b""):
+    """step,loss,lr: n good rows, the ``bad`` line (line n + 2), n good rows, ``after``."""
+    rows = b"".join(b"%d,%g,0.001\n" % (i, 2 - i / 100) for i in range(n))
+    p = tmp_path / "damaged.csv"
+    p.write_bytes(b"step,loss,lr\n" + rows + bad + rows + after)
+    return p
+
+
 def test_a_row_with_extra_cells_or_bytes_that_are_not_utf8_is_named_by_its_line(
         tmp_path, capfd):
-    rows = b"".join(b"%d,%g,0.001\n" % (i, 2 - i / 100) for i in range(6000))
-    p = tmp_path / "bad.csv"
-    p.write_bytes(b"step,loss,lr\n" + rows + b"6000,1.2,0.001,7\n" + rows)
+    p = damaged_csv(tmp_path, 6000, b"6000,1.2,0.001,7\n")
     with pytest.raises(LrDoctorError, match="line 6002 has 4 cells where the header has 3"):
         read(p)
     # damaged bytes (not UTF-8) past the sniffed head, in a row with an extra cell: pyarrow
     # cannot even show the row to its handler; still one line, and nothing printed besides
-    p.write_bytes(b"step,loss,lr\n" + rows + b"6000,1.2\xe0\x80,\xff,9\n" + rows)
+    p = damaged_csv(tmp_path, 6000, b"6000,1.2\xe0\x80,\xff,9\n")
     with pytest.raises(LrDoctorError, match=r"line 6002 has 4 cells .*'6000,1\.2"):
         read(p)
     assert capfd.readouterr().err == ""
@@ -226,14 +232,12 @@ def test_large_trainer_state_fast_path_matches_the_json_path(tmp_path):
 
 
 def test_damage_past_the_sniffed_head_is_one_line_whatever_its_kind(tmp_path):
-    rows = b"".join(b"%d,%g,0.001\n" % (i, 2 - i / 100) for i in range(6000))
-    p = tmp_path / "bad.csv"
     # bytes that are not UTF-8 inside a number cell (the row has the right cell count)
-    p.write_bytes(b"step,loss,lr\n" + rows + b"6000,1.2\xe0\x80,0.001\n" + rows)
+    p = damaged_csv(tmp_path, 6000, b"6000,1.2\xe0\x80,0.001\n")
     with pytest.raises(LrDoctorError, match="line 6002 holds bytes that are not UTF-8"):
         read(p)
     # a word in a loss cell and, further down, a row with a cell missing
-    p.write_bytes(b"step,loss,lr\n" + rows + b"6000,oops,0.001\n" + rows + b"1,2\n" + rows)
+    p = damaged_csv(tmp_path, 6000, b"6000,oops,0.001\n", after=b"1,2\n")
     with pytest.raises(LrDoctorError, match="line 12003 has 2 cells where the header has 3"):
         read(p)
 
@@ -254,13 +258,11 @@ def test_a_few_bytes_that_are_not_utf8_are_a_damaged_line_not_a_binary_file(tmp_
 
 
 def test_a_stray_carriage_return_or_quote_inside_a_line_is_named_by_its_line(tmp_path):
-    rows = b"".join(b"%d,%g,0.001\n" % (i, 2 - i / 100) for i in range(50))
-    p = tmp_path / "cr.csv"
-    p.write_bytes(b"step,loss,lr\n" + rows + b"50,1.4\r5,0.001\n" + rows)
+    p = damaged_csv(tmp_path, 50, b"50,1.4\r5,0.001\n")
     with pytest.raises(LrDoctorError, match="line 52 is damaged .a carriage return"):
         read(p)
-    p.write_bytes(b"step,loss,lr\n" + rows + b'50,"1.4,0.001\n' + rows)
+    p = damaged_csv(tmp_path, 50, b'50,"1.4,0.001\n')
     with pytest.raises(LrDoctorError, match="line 52 has 2 cells where the header has 3"):
         read(p)
-    p.write_bytes(b"step,loss,lr\r\n" + rows.replace(b"\n", b"\r\n"))  # CRLF is fine
-    assert len(read(p)[0].loss) == 50
+    p.write_bytes(damaged_csv(tmp_path, 25, b"").read_bytes().replace(b"\n", b"\r\n"))
+    assert len(read(p)[0].loss) == 50  # CRLF line ends are fine
