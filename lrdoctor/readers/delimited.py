@@ -317,6 +317,7 @@ def _raise_ragged_line(path: Path, sep: str, header: list[str]) -> None:
     if len(ends) == 0 or ends[-1] != len(data) - 1:
         ends = np.r_[ends, len(data)]
     starts = np.r_[0, ends[:-1] + 1]
+
     def per_line(byte):
         c = np.r_[0, np.cumsum(data == ord(byte))]
         return c[ends] - c[starts]
@@ -335,8 +336,8 @@ def _raise_ragged_line(path: Path, sep: str, header: list[str]) -> None:
         except csv.Error:  # a carriage return inside the line
             cells = None
         if cells != len(header):
-            what = f"has {cells} cells where the header has {len(header)}" if cells else \
-                "is damaged (a carriage return inside it)"
+            what = "is damaged (a carriage return inside it)" if cells is None else \
+                f"has {cells} cells where the header has {len(header)}"
             raise LrDoctorError(f"line {k + 1} {what}: {text[:60]!r}; check the delimiter "
                                 "or a damaged line", str(path)) from None
     raise LrDoctorError("rows do not match the header; check the delimiter or a damaged "
