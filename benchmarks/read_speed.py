@@ -6,6 +6,8 @@ the best existing Python readers of those formats, in one run.
   by TensorBoard's ``EventFileLoader`` collecting the scalars into arrays.
 - Hugging Face: a ``trainer_state.json`` with 1e6 training entries (and eval entries every
   1000 steps); read by lrdoctor and by plain ``json`` + ``pandas.DataFrame(log_history)``.
+- JSON lines: a 1e6-line Detectron2-style ``metrics.json`` (an eval line every 1000 steps);
+  read by lrdoctor and by ``pandas.read_json(lines=True)``.
 - W&B: a 1e6-row run file (``run-<id>.wandb``) in the layout wandb 0.31 writes (written by
   the test suite's ``tests/logs.py:wandb_write``: the run record, a summary and a history
   record per row, in 32 KiB blocks). wandb itself no longer ships a reader for these files,
@@ -81,10 +83,23 @@ READERS = {
         "assert arrays",
     "json + pandas": "import json, pandas as pd; doc = json.load(open(sys.argv[1])); "
                      "df = pd.DataFrame(doc['log_history']); assert len(df) > 0",
+    "pandas.read_json": "import pandas as pd; df = pd.read_json(sys.argv[1], lines=True); "
+                        "assert len(df) > 0",
     "record by record": "from pathlib import Path\n"
                         "from lrdoctor.readers.wandb import _general_series\n"
                         "assert _general_series(Path(sys.argv[1]).read_bytes())[0]",
 }
+
+
+def write_jsonl(path: Path, n: int) -> None:
+    rng = np.random.default_rng(0)
+    loss = (0.2 + 2.1 * np.exp(-30 * np.arange(n) / n)) * np.exp(rng.normal(0, 0.1, n))
+    with open(path, "w") as f:
+        for s in range(n):
+            f.write(json.dumps({"iteration": s, "total_loss": round(float(loss[s]), 6),
+                                "lr": 1e-3, "data_time": 0.01, "loss_cls": 0.1}) + "\n")
+            if s % 1000 == 999:
+                f.write(json.dumps({"iteration": s, "validation_loss": float(loss[s])}) + "\n")
 
 
 def write_wandb(path: Path, n: int) -> Path:
@@ -132,6 +147,10 @@ def main(n: int) -> None:
     write_trainer_state(hf, n)
     print(f"trainer_state.json: {hf.stat().st_size / 2**20:.0f} MiB")
     report({k: timed(k, hf) for k in ("lrdoctor", "json + pandas")})
+    jl = tmp / "metrics.json"
+    write_jsonl(jl, n)
+    print(f"JSON lines: {jl.stat().st_size / 2**20:.0f} MiB")
+    report({k: timed(k, jl) for k in ("lrdoctor", "pandas.read_json")})
     wb = write_wandb(tmp / "run-bench.wandb", n)
     print(f"W&B run file: {wb.stat().st_size / 2**20:.0f} MiB")
     report({"lrdoctor": timed("lrdoctor", wb), "record by record": timed("record by record",

@@ -266,3 +266,51 @@ def test_a_stray_carriage_return_or_quote_inside_a_line_is_named_by_its_line(tmp
         read(p)
     p.write_bytes(damaged_csv(tmp_path, 25, b"").read_bytes().replace(b"\n", b"\r\n"))
     assert len(read(p)[0].loss) == 25  # CRLF line ends are fine (steps 0..24, twice)
+
+
+def _both_paths(monkeypatch, p):
+    """read(p) through Arrow and through json: (arrow result or None, json result)."""
+    import pyarrow as pa
+
+    from lrdoctor.readers import jsonlines
+
+    arrow = jsonlines.from_arrow(pa.BufferReader(p.read_bytes()), str(p))
+    monkeypatch.setattr(jsonlines, "ARROW_MIN_BYTES", 1 << 40)
+    slow = read(p)
+    monkeypatch.setattr(jsonlines, "ARROW_MIN_BYTES", 0)
+    return arrow, slow, read(p)
+
+
+def test_json_lines_read_by_arrow_equal_the_json_path(tmp_path, monkeypatch):
+    lines = []
+    for s in range(300):  # Detectron2-like: training lines, eval lines, a nested value
+        lines.append({"iteration": s, "total_loss": 2.0 / (s + 1), "lr": 1e-3 * min(1, s / 50),
+                      "data_time": 0.01, "fast_rcnn/cls_accuracy": 0.5})
+        if s % 100 == 99:
+            lines.append({"iteration": s, "bbox/AP": 30.0, "validation_loss": 1.5,
+                          "per_class": [1, 2, 3]})
+    p = tmp_path / "metrics.json"
+    p.write_text("\n".join(json.dumps(r) for r in lines) + "\n")
+    arrow, slow, fast = _both_paths(monkeypatch, p)
+    assert arrow is not None
+    [a], [b] = slow, fast
+    assert a.frame.equals(b.frame) and (a.metric, a.available) == (b.metric, b.available)
+    assert a.frame["val_loss"].notna().sum() == 3 and a.columns["lr"][0] == 0
+
+
+def test_json_lines_with_nan_cut_lines_or_numbers_as_strings_read_the_same(tmp_path,
+                                                                           monkeypatch):
+    p = tmp_path / "m.jsonl"
+    # Arrow takes the bare NaN and Infinity Python's json writes; a cut last line and a loss
+    # written as strings go through json
+    for text, by_arrow, check in (
+            ('{"step": 0, "loss": 2.0}\n{"step": 1, "loss": NaN}\n{"step": 2, "loss": '
+             '-Infinity}\n', True, lambda h: np.isnan(h.loss.iloc[1]) and h.loss.iloc[2] < 0),
+            ('{"step": 0, "loss": 2.0}\n{"step": 1, "loss": 1.5}\n{"step": 2, "lo', False,
+             lambda h: len(h.loss) == 2 and "incomplete" in h.notes[0]),
+            ('{"step": 0, "loss": "2.0"}\n{"step": 1, "loss": "Infinity"}\n', False,
+             lambda h: np.isinf(h.loss.iloc[1]))):
+        p.write_text(text)
+        arrow, [slow], [fast] = _both_paths(monkeypatch, p)
+        assert (arrow is not None) == by_arrow and check(fast)
+        assert fast.frame.equals(slow.frame) and fast.notes == slow.notes

@@ -14,7 +14,7 @@ from pathlib import Path
 from lrdoctor.errors import LrDoctorError
 from lrdoctor.history import History
 from lrdoctor.readers import _io
-from lrdoctor.readers.jsonlines import from_records
+from lrdoctor.readers.jsonlines import ARROW_MIN_BYTES, from_arrow, from_records
 
 
 def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]:
@@ -48,14 +48,13 @@ def _read_fast(data: bytes, src: str, **kw) -> list[History] | None:
     """``log_history`` parsed by Arrow's multi-threaded JSON reader (about twice as fast
     as ``json`` on a 1e6-entry file). Its entries are flat objects of numbers, so the array
     becomes JSON lines by splitting between them; anything unexpected (a nested value, a
-    bare NaN, a count that does not add up) returns None and the plain ``json`` path reads
-    the file instead, with its precise error messages."""
+    count that does not add up, a column that is not numbers) returns None and the plain
+    ``json`` path reads the file instead, with its precise error messages. The final summary entry
+    (``train_runtime``) is not a step and is left out."""
     import pyarrow as pa
-    import pyarrow.compute as pc
-    import pyarrow.json as pajson
 
     start = data.find(b'"log_history"')
-    if start < 0 or len(data) < (1 << 20):  # small files: json is as fast and simpler
+    if start < 0 or len(data) < ARROW_MIN_BYTES:
         return None
     open_ = data.find(b"[", start)
     end = _ARRAY_END.search(data, open_)
@@ -65,28 +64,5 @@ def _read_fast(data: bytes, src: str, **kw) -> list[History] | None:
     n_objects = body.count(b"{")
     if n_objects == 0 or body.count(b"}") != n_objects or b"[" in body:
         return None
-    try:
-        table = pajson.read_json(pa.BufferReader(_ENTRY_SEP.sub(b"}\n{", body)),
-                                 parse_options=pajson.ParseOptions(newlines_in_values=True))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None
-    if table.num_rows != n_objects:
-        return None
-    if "train_runtime" in table.column_names:  # the final summary entry is not a step
-        table = table.filter(pc.is_null(table.column("train_runtime")))
-    if table.num_rows == 0:
-        return None
-    numeric = [c for c in table.column_names
-               if pa.types.is_integer(table.schema.field(c).type)
-               or pa.types.is_floating(table.schema.field(c).type)]
-    from lrdoctor.readers._table import Selection, build
-    from lrdoctor.readers.delimited import column_values
-
-    sel = Selection(numeric, step=kw["step"], metric=kw["metric"], lr_column=kw["lr_column"],
-                    source=src)
-
-    def get(name):
-        values, present = column_values(table.column(name).cast(pa.float64()))
-        return values, present
-
-    return build(sel, get, None, path=src)
+    return from_arrow(pa.BufferReader(_ENTRY_SEP.sub(b"}\n{", body)), src, rows=n_objects,
+                      drop_where="train_runtime", newlines_in_values=True, **kw)
