@@ -314,3 +314,14 @@ def test_json_lines_with_nan_cut_lines_or_numbers_as_strings_read_the_same(tmp_p
         arrow, [slow], [fast] = _both_paths(monkeypatch, p)
         assert (arrow is not None) == by_arrow and check(fast)
         assert fast.frame.equals(slow.frame) and fast.notes == slow.notes
+
+
+def test_a_chosen_column_whose_name_is_not_utf8_is_one_line(tmp_path):
+    p = tmp_path / "h.csv"
+    p.write_bytes(b"epoch,train/box_loss,train/cls\xe9_loss,lr\n" + b"".join(
+        b"%d,%g,0.5,0.001\n" % (i, 2 - i / 100) for i in range(20)))  # YOLO's loss parts
+    with pytest.raises(LrDoctorError, match="line 1: the column name 'train/cls\ufffd_loss'"):
+        read(p)
+    p.write_bytes(b"step,loss,r\xe9sum\xe9\n" + b"".join(
+        b"%d,%g,x\n" % (i, 2 - i / 100) for i in range(20)))
+    assert len(read(p)[0].loss) == 20  # a column it does not read may be damaged

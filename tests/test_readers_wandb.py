@@ -117,3 +117,19 @@ def test_a_layout_the_vectorized_decoder_does_not_take_is_read_record_by_record(
     [h] = read(p)
     assert h.run == "nested" and h.metric == "train/loss" and len(h.loss) == 40
     assert h.loss.iloc[3] == pytest.approx(0.5) and h.lr.iloc[0] == 0.01
+
+
+def test_damaged_bytes_anywhere_give_a_history_or_one_clear_error(tmp_path):
+    data = (FIXTURES / "wandb_offline.wandb").read_bytes()
+    rng = np.random.default_rng(0)
+    p = tmp_path / "run-d.wandb"
+    for _ in range(100):  # a few flipped bytes: lengths and tags that lie
+        b = bytearray(data)
+        for at in rng.integers(7, len(b), 4):
+            b[at] = int(rng.integers(256))
+        p.write_bytes(bytes(b))
+        try:
+            [h] = read(p)
+        except LrDoctorError:
+            continue
+        assert len(h.loss) > 0

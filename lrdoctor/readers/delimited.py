@@ -105,6 +105,10 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
             table = parse(include, types)
     except pa.ArrowInvalid as exc:
         _raise_parse_error(path, sep, header, now, str(exc))
+    except KeyError:  # pyarrow's ArrowKeyError: a chosen column's name is not UTF-8
+        bad = next((c for c in include if "\ufffd" in c), include[0])
+        raise LrDoctorError(f"line 1: the column name {bad!r} holds bytes that are not "
+                            "UTF-8 text; fix the header", src) from None
     except (EOFError, OSError) as exc:
         raise _io.gzip_error(path, exc) from None
     notes = []

@@ -120,18 +120,19 @@ def from_arrow(source, src: str, *, step=None, metric=None, lr_column=None, rows
     try:
         table = pajson.read_json(source, parse_options=pajson.ParseOptions(
             newlines_in_values=newlines_in_values))
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        names = table.column_names  # a key that is not UTF-8 fails here
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError):
         return None
     if rows is not None and table.num_rows != rows:
         return None
-    if drop_where in table.column_names:
+    if drop_where in names:
         import pyarrow.compute as pc
 
         table = table.filter(pc.is_null(table.column(drop_where)))
     if table.num_rows == 0:
         return None
     try:
-        sel = Selection(table.column_names, step=step, metric=metric, lr_column=lr_column,
+        sel = Selection(names, step=step, metric=metric, lr_column=lr_column,
                         source=src)
     except LrDoctorError:
         return None  # the json path says what is missing, from every key it sees

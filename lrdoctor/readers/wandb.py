@@ -274,6 +274,8 @@ def _fast_series(buf: bytes):
             klen, k1 = _varint_at(data, b + 1)
             ks = b + 1 + k1
             vt = ks + klen
+            if (k1 == 0).any() or (vt + 3 > e).any():  # a key running past its item
+                return None
             vlen, k2 = _varint_at(data, vt + 2)
             vs = vt + 2 + k2
             if ((data[b] != 0x0A) & (data[b] != 0x12)).any() or (k1 == 0).any() \
