@@ -325,3 +325,16 @@ def test_a_chosen_column_whose_name_is_not_utf8_is_one_line(tmp_path):
     p.write_bytes(b"step,loss,r\xe9sum\xe9\n" + b"".join(
         b"%d,%g,x\n" % (i, 2 - i / 100) for i in range(20)))
     assert len(read(p)[0].loss) == 20  # a column it does not read may be damaged
+
+
+def test_a_log_without_its_header_line_says_so(tmp_path):
+    p = write(tmp_path, "noheader.csv", "".join(f"{i},{2 - i / 100},3e-05,3e-05\n"
+                                                 for i in range(1, 30)))
+    with pytest.raises(LrDoctorError, match="line 1 holds numbers, not column names"):
+        read(p)
+    # ... but a sweep saved as {lr: losses} is named by its LRs: one run per column
+    p = write(tmp_path, "sweep.csv", "0.001,0.01,0.1\n" + "".join(
+        f"{2 - i / 100},{2 - i / 50},{2 + i / 10}\n" for i in range(30)))
+    runs = read(p)
+    assert [h.run for h in runs] == ["0.001", "0.01", "0.1"]
+    assert [h.columns["lr"][0] for h in runs] == [0.001, 0.01, 0.1]

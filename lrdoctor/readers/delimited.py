@@ -54,6 +54,9 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
     except LrDoctorError:
         from lrdoctor.readers import _columns as C
 
+        if all(_is_number(c) for c in header) and not all(_lr_name(c) for c in header):
+            raise LrDoctorError("line 1 holds numbers, not column names: the header line "
+                                "is missing; add one (step,loss,...)", src) from None
         if metric is None and step is None and len(header) >= 2 and \
                 C.find(header, C.STEP) is None and C.find(header, C.EPOCH) is None:
             wide = _read_wide(path, sep, header)
@@ -229,10 +232,17 @@ _LR_IN_NAME = re.compile(r"(?:^|[^a-z])(?:lr|learning_rate)[_=\- ]?([0-9]*\.?[0-
 
 
 def lr_in_name(name: str, n: int) -> np.ndarray | None:
-    """A constant LR column from a name such as ``learning_rate_0.01`` or ``adam-lr3e-4``,
-    or None when the name carries no LR."""
+    """A constant LR column from a name such as ``learning_rate_0.01``, ``adam-lr3e-4`` or
+    a bare ``0.003``, or None when the name carries no LR."""
     m = _LR_IN_NAME.search(name)
-    return None if m is None else np.full(n, float(m.group(1)))
+    if m is None:
+        return np.full(n, float(name)) if _lr_name(name) else None
+    return np.full(n, float(m.group(1)))
+
+
+def _lr_name(name: str) -> bool:
+    """A column named by a bare LR (a sweep saved as {lr: losses}): a number in (0, 1]."""
+    return _is_number(name) and 0 < float(name) <= 1
 
 
 def _read_wide(path: Path, sep: str, header: list[str]) -> list[History] | None:
@@ -246,6 +256,8 @@ def _read_wide(path: Path, sep: str, header: list[str]) -> list[History] | None:
 
     from lrdoctor.history import from_columns
 
+    if len(set(header)) != len(header):  # runs are told apart by their column names
+        return None
     try:
         table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=sep),
                                convert_options=pacsv.ConvertOptions(
@@ -394,6 +406,14 @@ def _integral_cells(text: str, sep: str, header: list[str], name: str) -> bool:
 
 
 _INT = re.compile(r"[+-]?[0-9]+")
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+        return True
+    except ValueError:
+        return False
 
 
 def _raise_bad_cell(path: Path, sep: str, header: list[str], wanted: list[str]) -> None:
