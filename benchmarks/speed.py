@@ -13,7 +13,6 @@ usage: python benchmarks/speed.py [SIZES...]     (default: 1e4 1e5 1e6 1e7)
 """
 from __future__ import annotations
 
-import os
 import resource
 import subprocess
 import sys

@@ -115,3 +115,23 @@ def wandb_write(path: Path, rows, *, name="run", key_field=2, block=32 * 1024):
                 break
     path.write_bytes(bytes(out))
     return path
+
+
+def read_damaged_copies(data: bytes, path: Path, *, seed=0, copies=100, first=0):
+    """Write ``copies`` copies of ``data`` to ``path``, each with 4 random bytes (from
+    offset ``first`` on) replaced, and read each: it must give a history with points or one
+    LrDoctorError, nothing else."""
+    from lrdoctor import LrDoctorError
+    from lrdoctor.readers import read
+
+    rng = np.random.default_rng(seed)
+    for _ in range(copies):  # lengths and tags that lie
+        b = bytearray(data)
+        for at in rng.integers(first, len(b), 4):
+            b[at] = int(rng.integers(256))
+        path.write_bytes(bytes(b))
+        try:
+            [h] = read(path)
+        except LrDoctorError:
+            continue
+        assert len(h.loss) > 0

@@ -6,7 +6,7 @@ from lrdoctor import LrDoctorError, analyze
 from lrdoctor.cli import main
 from lrdoctor.readers import expand, read, sniff
 
-from logs import curve, tb_write
+from logs import curve, read_damaged_copies, tb_write
 
 
 @pytest.mark.parametrize("style", ["simple", "tensor", "content"])
@@ -126,3 +126,36 @@ def test_events_of_both_layouts_keep_file_order(tmp_path):
     got, _ = scalars(next(tmp_path.glob("events.out.tfevents.*")))
     assert got["loss"][0].tolist() == [0, 1, 2] and got["loss"][1].tolist() == [3, 2, 1]
     assert got["lr"][0].tolist() == [1]
+
+
+@pytest.mark.parametrize("style", ["simple", "tensor"])
+def test_damaged_bytes_anywhere_give_scalars_or_one_clear_error(tmp_path, style):
+    pytest.importorskip("tensorboard")
+    data = tb_write(tmp_path, curve(), style=style).read_bytes()
+    p = tmp_path / "x" / "events.out.tfevents.1.damaged"
+    p.parent.mkdir()
+    read_damaged_copies(data, p, seed=1)
+    # a tag's length turned into a 10-byte varint of 2**63 (negative as an int64)
+    import struct
+
+    def skip_varint(buf, q):
+        while buf[q] & 0x80:
+            q += 1
+        return q + 1
+
+    b, pos, hit = bytearray(data), 0, 0
+    while pos + 12 <= len(b) and hit < 5:
+        (n,) = struct.unpack_from("<Q", b, pos)
+        q = pos + 12 + 9  # event: wall_time (0x09 + 8 bytes), step, summary
+        if b[pos + 12] == 0x09 and b[q] == 0x10:
+            q = skip_varint(b, q + 1)
+        if b[q] == 0x2A and b[skip_varint(b, q + 1)] == 0x0A:  # summary, its value
+            q = skip_varint(b, skip_varint(b, q + 1) + 1)
+            if b[q] == 0x0A and q + 11 <= pos + 12 + n:  # the value's tag
+                b[q + 1:q + 11] = b"\x80" * 9 + b"\x01"
+                hit += 1
+        pos += 12 + n + 4
+    assert hit == 5
+    p.write_bytes(bytes(b))
+    [h] = read(p)  # the damaged records are skipped with a note, the rest is read
+    assert len(h.loss) > 250 and any("damaged" in n for n in h.notes)
