@@ -1,4 +1,7 @@
 """lrdoctor/detect/oscillation.py."""
+import numpy as np
+import pytest
+
 from lrdoctor import detect
 
 import curves
@@ -16,3 +19,16 @@ def test_heavy_scatter_on_a_slow_run_is_not_oscillation():
     x = curves.slow_noisy()
     assert "oscillation" not in kinds(x)
     assert "oscillation" in kinds(x, oscillation=detect.Oscillation(min_relative=0.05))
+
+
+@pytest.mark.parametrize("n, nperseg", [(1000, 256), (257, 256), (100, 100), (99, 31), (40, 32)])
+def test_welch_spectrum_equals_scipys(n, nperseg):
+    from scipy.signal import welch as scipy_welch
+
+    from lrdoctor.detect.oscillation import welch
+
+    x = np.random.default_rng(n).normal(size=n) + np.sin(np.arange(n) / 5)
+    f, p = welch(x, nperseg)
+    f_ref, p_ref = scipy_welch(x, nperseg=nperseg)
+    np.testing.assert_allclose(f, f_ref)
+    np.testing.assert_allclose(p, p_ref, rtol=1e-10, atol=1e-14)

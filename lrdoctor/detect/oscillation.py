@@ -73,10 +73,26 @@ class Oscillation:
                          "q90": float(q90), "period_steps": period})]
 
 
+def welch(x: np.ndarray, nperseg: int) -> tuple[np.ndarray, np.ndarray]:
+    """Welch's power spectral density, as ``scipy.signal.welch(x, nperseg=nperseg)`` computes
+    it (periodic Hann window, half-overlapping segments, each segment's mean removed,
+    one-sided density, frequencies in cycles per sample).
+
+    Written out with NumPy's FFT because importing ``scipy.signal`` costs about a second,
+    which an oscillating run's report would pay for this one detail; the test suite holds
+    it equal to SciPy's.
+    """
+    step = nperseg - nperseg // 2
+    seg = np.lib.stride_tricks.sliding_window_view(x, nperseg)[::step]
+    win = np.hanning(nperseg + 1)[:-1]
+    spec = np.fft.rfft((seg - seg.mean(axis=1, keepdims=True)) * win, axis=1)
+    p = np.mean(spec.real ** 2 + spec.imag ** 2, axis=0) / np.sum(win ** 2)
+    p[1:len(p) - (nperseg % 2 == 0)] *= 2  # one-sided: all but DC and Nyquist doubled
+    return np.fft.rfftfreq(nperseg), p
+
+
 def _dominant_period(curve: Curve, i0: int) -> float | None:
     """A periodic component of the late residuals, when one stands out of the spectrum."""
-    from scipy.signal import welch
-
     b0 = int(np.searchsorted(curve.bin_start, i0))
     r = curve.resid[b0:]
     if len(r) < 32:
