@@ -390,18 +390,20 @@ def _undecodable_rows_quiet():
         sys.unraisablehook = hook
 
 
-def _integral_cells(text: str, sep: str, header: list[str], name: str) -> bool:
-    """Whether the column's cells in the sample head are all plain integers (then it is
-    parsed as int64; a fractional cell further down makes the reader fall back)."""
+def _integral_cells(text: str, sep: str, header: list[str], name: str,
+                    rows: int = 200) -> bool:
+    """Whether the column's cells in the first ``rows`` rows are all plain integers (then
+    it is parsed as int64; a fractional cell further down makes the reader fall back)."""
     try:
         k = header.index(name)
     except ValueError:
         return False
+    lines = text.splitlines()[1:-1][:rows]  # past the header; the sample may cut its last
     try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=sep))[1:-1]
+        parsed = list(csv.reader(lines, delimiter=sep))
     except csv.Error:  # damage in the sample: the float parse will find and name it
         return False
-    cells = [r[k].strip() for r in rows if len(r) > k and r[k].strip()]
+    cells = [r[k].strip() for r in parsed if len(r) > k and r[k].strip()]
     return bool(cells) and all(_INT.fullmatch(c) for c in cells)
 
 
