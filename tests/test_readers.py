@@ -338,3 +338,12 @@ def test_a_log_without_its_header_line_says_so(tmp_path):
     runs = read(p)
     assert [h.run for h in runs] == ["0.001", "0.01", "0.1"]
     assert [h.columns["lr"][0] for h in runs] == [0.001, 0.01, 0.1]
+
+
+def test_json_lines_with_a_key_that_is_not_utf8_read_the_same_by_both_paths(tmp_path,
+                                                                           monkeypatch):
+    p = tmp_path / "k.jsonl"
+    p.write_bytes(b"".join(b'{"step": %d, "loss": %g%s}\n' % (
+        s, 2 - s / 100, b', "n\xe9": 1' if s == 5 else b"") for s in range(30)))
+    arrow, [slow], [fast] = _both_paths(monkeypatch, p)
+    assert arrow is None and len(fast.loss) == 30 and fast.frame.equals(slow.frame)
