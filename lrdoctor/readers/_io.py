@@ -40,9 +40,9 @@ def read_bytes(path: Path) -> bytes:
 
 def check_text(path: Path, sample: bytes, max_bad: float = 0.02) -> None:
     """Refuse binary content with a line that says where it starts: a NUL byte, or more
-    than ``max_bad`` of the sample (and 16 bytes) not decoding as UTF-8. A few bad bytes in a text log (a
-    damaged line, a Latin-1 character in a note) are left to the reader, which reads them
-    as U+FFFD and names the line where a number is damaged."""
+    than ``max_bad`` of the sample (and 16 bytes) not decoding as UTF-8. A few bad bytes in
+    a text log (a damaged line, a Latin-1 character in a note) are left to the reader, which
+    reads them as U+FFFD and names the line where a number is damaged."""
     nul = sample.find(b"\x00")
     if nul >= 0:
         raise LrDoctorError(f"binary content (a NUL byte at offset {nul}), not a text log; "

@@ -26,11 +26,9 @@ from lrdoctor.readers import _io
 from lrdoctor.readers._table import Selection, build
 
 
-def parse_lines(path: Path, data: bytes | None = None) -> tuple[list[dict], list[str]]:
-    """The objects of a JSON-lines file, and notes on what was skipped."""
+def parse_lines(path: Path, data: bytes) -> tuple[list[dict], list[str]]:
+    """The objects of a JSON-lines file's text, and notes on what was skipped."""
     src = str(path)
-    data = _io.read_bytes(path) if data is None else data
-    _io.check_text(path, data[: 1 << 16])
     text = data.decode("utf-8", errors="replace").lstrip("\ufeff")
     lines = text.splitlines()
     numbered = [(i + 1, ln) for i, ln in enumerate(lines) if ln.strip()]
@@ -69,10 +67,10 @@ ARROW_MIN_BYTES = 1 << 20  # smaller files: json is as fast and simpler
 def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]:
     src = str(path)
     data = _io.read_bytes(path)
+    _io.check_text(path, data[: 1 << 16])
     if len(data) >= ARROW_MIN_BYTES:
         import pyarrow as pa
 
-        _io.check_text(path, data[: 1 << 16])
         fast = from_arrow(pa.BufferReader(data), src, step=step, metric=metric,
                           lr_column=lr_column)
         if fast is not None:

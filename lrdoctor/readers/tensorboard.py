@@ -104,6 +104,12 @@ def _varint(data: np.ndarray, at: np.ndarray, limit: np.ndarray
     return value, size, ok
 
 
+def _byte(data: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The byte at each offset, read at the nearest end for an offset outside the data
+    (a damaged length can point anywhere; the callers' checks then reject the record)."""
+    return data[np.clip(at, 0, len(data) - 1)]
+
+
 def _gather(data: np.ndarray, at: np.ndarray, width: int, dtype) -> np.ndarray:
     idx = at[:, None] + np.arange(width)
     v = data[idx].copy().view(dtype).ravel()
@@ -134,16 +140,16 @@ def _decode_fast(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray):
     ok = lengths > 9
     p = starts.copy()
     # 1: wall_time (fixed64), always written
-    ok &= np.where(ok, data[np.clip(p, 0, len(data) - 1)] == 0x09, False)
+    ok &= np.where(ok, _byte(data, p) == 0x09, False)
     p = p + 9
     # 2: step (varint); proto3 leaves out step 0
-    has_step = ok & (data[np.clip(p, 0, len(data) - 1)] == 0x10)
+    has_step = ok & (_byte(data, p) == 0x10)
     s, sz, good = _varint(data, p + 1, end)
     step[has_step] = s[has_step].astype(np.int64)
     ok &= ~has_step | good
     p = np.where(has_step, p + 1 + sz, p)
     # 5: summary (length-delimited); other events (file_version, graph, ...) carry none
-    is_summary = ok & (p < end) & (data[np.clip(p, 0, len(data) - 1)] == 0x2A)
+    is_summary = ok & (p < end) & (_byte(data, p) == 0x2A)
     ok &= is_summary
     slen, sz, good = _varint(data, p + 1, end)
     ok &= good
@@ -151,7 +157,7 @@ def _decode_fast(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray):
     s_end = p + slen.astype(np.int64)
     ok &= (s_end >= p) & (s_end <= end)  # a damaged length (a huge uint64) fails here
     # summary.value[0] (field 1, length-delimited)
-    ok &= data[np.clip(p, 0, len(data) - 1)] == 0x0A
+    ok &= _byte(data, p) == 0x0A
     vlen, sz, good = _varint(data, p + 1, s_end)
     ok &= good
     p = p + 1 + sz
@@ -159,14 +165,14 @@ def _decode_fast(data: np.ndarray, starts: np.ndarray, lengths: np.ndarray):
     single = v_end == s_end  # one value per event (else: the general decoder)
     ok &= single & (v_end >= p)
     # value.tag (field 1, string)
-    ok &= data[np.clip(p, 0, len(data) - 1)] == 0x0A
+    ok &= _byte(data, p) == 0x0A
     tlen, sz, good = _varint(data, p + 1, v_end)
     ok &= good
     tag_at = p + 1 + sz
     tag_len = tlen.astype(np.int64)
     p = tag_at + tag_len
     ok &= (tag_len >= 0) & (p < v_end)
-    field = data[np.clip(p, 0, len(data) - 1)]
+    field = _byte(data, p)
     # value.simple_value (field 2, fixed32)
     simple = ok & (field == 0x15) & (p + 5 <= v_end)
     if simple.any():
@@ -193,19 +199,18 @@ def _scalar_tensor(data, at, end, mask):
     val = np.full(n, np.nan)
     got = np.zeros(n, dtype=bool)
     p = at.copy()
-    last = len(data) - 1
-    ok = mask & (data[np.clip(p, 0, last)] == 0x08)  # dtype
+    ok = mask & (_byte(data, p) == 0x08)  # dtype
     dt, sz, good = _varint(data, p + 1, end)
     ok &= good
     p = p + 1 + sz
     # tensor_shape (field 2): skip it (a scalar's is empty or all ones)
-    has_shape = ok & (data[np.clip(p, 0, last)] == 0x12)
+    has_shape = ok & (_byte(data, p) == 0x12)
     sl, sz, good = _varint(data, p + 1, end)
     ok &= ~has_shape | good
     after = p + 1 + sz + sl.astype(np.int64)
     ok &= ~has_shape | ((after > p) & (after <= end))
     p = np.where(has_shape, after, p)
-    f = data[np.clip(p, 0, last)]
+    f = _byte(data, p)
     dt = dt.astype(np.int64)
     # float_val packed (0x2A len=4) or unpacked (0x2D); double_val packed (0x32 len=8) or 0x31
     for tagbyte, width, kind, packed, dtype_code in (
@@ -213,7 +218,7 @@ def _scalar_tensor(data, at, end, mask):
             (0x31, 8, "<f8", False, _DT_DOUBLE), (0x32, 8, "<f8", True, _DT_DOUBLE)):
         sel = ok & (f == tagbyte) & (dt == dtype_code)
         if packed:
-            sel &= data[np.clip(p + 1, 0, last)] == width
+            sel &= _byte(data, p + 1) == width
         off = 2 if packed else 1
         sel &= p + off + width <= end
         if sel.any():
@@ -223,7 +228,7 @@ def _scalar_tensor(data, at, end, mask):
     sel = ok & (f == 0x22)
     if sel.any():
         for width, kind, code in ((4, "<f4", _DT_FLOAT), (8, "<f8", _DT_DOUBLE)):
-            s2 = sel & (dt == code) & (data[np.clip(p + 1, 0, last)] == width) & \
+            s2 = sel & (dt == code) & (_byte(data, p + 1) == width) & \
                 (p + 2 + width <= end)
             if s2.any():
                 val[s2] = _gather(data, p[s2] + 2, width, kind)

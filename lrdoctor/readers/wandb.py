@@ -278,7 +278,7 @@ def _fast_series(buf: bytes):
                 return None
             vlen, k2 = _varint_at(data, vt + 2)
             vs = vt + 2 + k2
-            if ((data[b] != 0x0A) & (data[b] != 0x12)).any() or (k1 == 0).any() \
+            if ((data[b] != 0x0A) & (data[b] != 0x12)).any() \
                     or (k2 == 0).any() or (data[vt] != 0x82).any() \
                     or (data[vt + 1] != 0x01).any() or (vs + vlen != e).any():
                 return None
@@ -352,6 +352,7 @@ def _json_numbers(words, start, length) -> np.ndarray:
     if other.any():
         out[other] = [_number(v) for v in s[other]]
     return out
+
 
 def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]:
     src = str(path)
