@@ -31,22 +31,37 @@ class Selection:
         self.epoch = C.find(columns, C.EPOCH)
         self.run = C.find(columns, C.RUN)
         self.parts: list[str] = []
+        #: how the loss was found, when not by an exact name (a note for the report)
+        self.why: str | None = None
         if self.loss is None and metric is None:
-            # Ultralytics YOLO: the training loss comes in parts (train/box_loss, ...)
-            self.parts = [c for c in columns if C.normalize(c).startswith("train/")
-                          and C.normalize(c).endswith("_loss")]
-            if len(self.parts) >= 2:
-                self.loss = " + ".join(self.parts)
-            else:
-                self.parts = []
+            picked = C.pick_loss(columns)
+            if picked is not None:
+                chosen, self.why = picked
+                if len(chosen) > 1:  # no total is logged (Ultralytics YOLO): parts summed
+                    self.parts = chosen
+                    self.loss = " + ".join(c.strip() for c in chosen)
+                else:
+                    self.loss = chosen[0]
+        if self.val is None:
+            self.val = next((r.name for r in C.rank_losses(columns)
+                             if r.validation and r.total and r.name != self.loss), None)
         if self.loss is None:
             raise LrDoctorError(
                 f"no loss column found; columns seen: {_seen(columns)}; "
                 "name the one to diagnose with --metric", source)
         if self.step is None and self.epoch is not None and self.epoch != self.loss:
             self.step = self.epoch  # per-epoch logs (Keras CSVLogger): the epoch is the step
-        self.available = [c for c in C.loss_like(columns)
+        self.available = [c.strip() for c in C.loss_like(columns)
                           if c not in (self.loss, *self.parts)]
+
+    @property
+    def label(self) -> str:
+        """The loss's name as shown (padding stripped)."""
+        return self.loss.strip()
+
+    def notes(self) -> list[str]:
+        """What a report should say about how the columns were chosen."""
+        return [self.why] if self.why else []
 
     def numeric(self) -> list[str]:
         loss = self.parts if self.parts else [self.loss]
@@ -71,11 +86,13 @@ def build(sel: Selection, get: Callable[[str], tuple[np.ndarray, np.ndarray]],
         got = [get(p) for p in sel.parts]
         loss = np.sum([g[0] for g in got], axis=0)
         loss_present = np.logical_and.reduce([g[1] for g in got])
-        notes = list(notes or []) + [f"the training loss is the sum of {', '.join(sel.parts)}"]
+        notes = list(notes or []) + [f"the training loss is the sum of "
+                                     f"{', '.join(p.strip() for p in sel.parts)}"]
     else:
         loss, loss_present = get(sel.loss)
     if not loss_present.any():
-        raise LrDoctorError(f"column {sel.loss!r} has no values", path)
+        raise LrDoctorError(f"column {sel.label!r} has no values", path)
+    notes = sel.notes() + list(notes or [])
     cols = {}
     for role, name in (("step", sel.step), ("lr", sel.lr), ("val_loss", sel.val),
                        ("epoch", sel.epoch)):
@@ -93,7 +110,7 @@ def build(sel: Selection, get: Callable[[str], tuple[np.ndarray, np.ndarray]],
     if runs is None:
         return [from_columns(cols["step"], loss, logged=loss_present, lr=cols["lr"],
                              val_loss=cols["val_loss"], epoch=cols["epoch"], run=stem,
-                             source=path, metric=sel.loss, available=sel.available,
+                             source=path, metric=sel.label, available=sel.available,
                              notes=notes)]
     out = []
     names, inverse = np.unique(runs.astype(str), return_inverse=True)
@@ -105,7 +122,7 @@ def build(sel: Selection, get: Callable[[str], tuple[np.ndarray, np.ndarray]],
         out.append(from_columns(pick(cols["step"]), loss[rows], logged=loss_present[rows],
                                 lr=pick(cols["lr"]), val_loss=pick(cols["val_loss"]),
                                 epoch=pick(cols["epoch"]), run=str(name),
-                                source=f"{path}::{name}", metric=sel.loss,
+                                source=f"{path}::{name}", metric=sel.label,
                                 available=sel.available, notes=notes))
     return out
 
@@ -125,8 +142,10 @@ def from_series(series: dict, sel: Selection, src: str, run: str, notes: list[st
         loss = np.sum([_carried(series[t], steps) for t in sel.parts], axis=0)
     else:
         steps, loss = series[sel.loss]
+    notes = sel.notes() + notes
     if sel.parts:
-        notes = notes + [f"the training loss is the sum of {', '.join(sel.parts)}"]
+        notes = notes + [f"the training loss is the sum of "
+                         f"{', '.join(p.strip() for p in sel.parts)}"]
     val = series.get(sel.val) if sel.val and sel.val not in loss_tags else None
     if val is not None:
         all_steps = np.r_[steps, val[0]]
@@ -138,9 +157,9 @@ def from_series(series: dict, sel: Selection, src: str, run: str, notes: list[st
     lr = None
     if sel.lr is not None:
         lr = _carried(series[sel.lr], all_steps)
-    available = [t for t in C.loss_like(list(series)) if t not in loss_tags]
+    available = [t.strip() for t in C.loss_like(list(series)) if t not in loss_tags]
     return from_columns(all_steps, loss_col, logged=logged, lr=lr, val_loss=val_col,
-                        run=run, source=src, metric=sel.loss, available=available,
+                        run=run, source=src, metric=sel.label, available=available,
                         notes=notes)
 
 

@@ -160,9 +160,9 @@ _WANDB_COL = re.compile(r"^(?P<run>.+?) - (?P<metric>.+?)(?P<agg>__MIN|__MAX)?$"
 
 
 def _wandb_chart_runs(header: list[str]) -> dict[str, dict[str, str]]:
-    """A W&B chart export: ``Step`` and ``<run name> - <metric>`` columns (with
-    ``__MIN``/``__MAX`` companions). Returns ``{run: {metric: column}}``, or {} when the
-    header is not one."""
+    """A W&B chart export: an x-axis column (``Step``, ``epoch``, ...) and ``<run name> -
+    <metric>`` columns (with ``__MIN``/``__MAX`` companions). Returns ``{run: {metric:
+    column}}``, or {} when the header is not one."""
     from lrdoctor.readers import _columns as C
 
     runs: dict[str, dict[str, str]] = {}
@@ -170,26 +170,34 @@ def _wandb_chart_runs(header: list[str]) -> dict[str, dict[str, str]]:
         m = _WANDB_COL.match(col.strip())
         if m and not m.group("agg"):
             runs.setdefault(m.group("run"), {})[m.group("metric")] = col
-    if not runs or C.find(header, C.STEP) is None:
+    if not runs or not _chart_x(header):
         return {}
-    if not any(C.find(list(cols), C.LOSS) or any("loss" in C.normalize(c) for c in cols)
+    if not any(C.find(list(cols), C.LOSS) or C.pick_loss(list(cols))
                for cols in runs.values()):
         return {}
     return runs
 
 
+def _chart_x(header: list[str]) -> list[str]:
+    """The columns of a chart export that belong to no run: its x axis."""
+    return [c for c in header if not _WANDB_COL.match(c.strip())]
+
+
 def _read_wandb_chart(path: Path, sep: str, header: list[str], runs: dict, *, step=None,
                       metric=None, lr_column=None) -> list[History]:
     """One History per run of a W&B chart export (the ``__MIN``/``__MAX`` band is left
-    out: the middle line is the run's value)."""
+    out: the middle line is the run's value). The step is the chart's x axis (a step
+    column, else the first column that belongs to no run, such as ``epoch``)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     from lrdoctor.readers import _columns as C
 
     src = str(path)
-    step_col = C.find(header, C.STEP, step)
-    wanted = [step_col] + [c for cols in runs.values() for c in cols.values()]
+    x = _chart_x(header)
+    step_col = C.find(header, C.STEP, step) or C.find(x, C.EPOCH) or x[0]
+    wanted = list(dict.fromkeys([step_col] + [c for cols in runs.values()
+                                              for c in cols.values()]))
     try:
         table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=sep),
                                convert_options=pacsv.ConvertOptions(
@@ -220,7 +228,8 @@ def _read_wandb_chart(path: Path, sep: str, header: list[str], runs: dict, *, st
                 notes.append(f"LR {lr[0]:g} read from the run name")
         out.append(from_columns(steps, loss, logged=present, lr=lr,
                                 val_loss=col(sel.val), run=run, source=f"{src}::{run}",
-                                metric=sel.loss, available=sel.available, notes=notes))
+                                metric=sel.label, available=sel.available,
+                                notes=sel.notes() + notes))
     if not out:
         raise LrDoctorError("a W&B chart export without a loss column for any run; "
                             "name the metric with --metric", src)
