@@ -96,9 +96,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<11} {example}")
         return 0
     _short_lived_allocations()
-    if args.command == "report":
-        return report_command(args)
-    return analyze_command(args)
+    try:
+        if args.command == "report":
+            return report_command(args)
+        return analyze_command(args)
+    except BrokenPipeError:
+        # the reader of the output went away (| head): end quietly; what it read stands
+        _silence_stdout()
+        return 0
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's last flush does not raise
+    BrokenPipeError again (Python's documented idiom for SIGPIPE)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a real file (a test's capture)
+        pass
 
 
 def _short_lived_allocations() -> None:

@@ -80,8 +80,6 @@ NOT_YET_READ = {
         "OLMo '[step=N/M]' blocks of 'name=value' lines need the generic text reader",
     "yolov5_txt/mushrooms_yolov5_results.txt":
         "old YOLOv5 headerless results.txt needs its dialect",
-    "mlflow/swahili_stt_ed05f9cd/metrics/loss":
-        "a single MLflow metric file outside a run folder is not read yet",
 }
 
 

@@ -28,7 +28,8 @@ FORMATS = {
             "'iteration 100/ 500 | ... | lm loss: 2.3E+00', fairseq 'loss=2.31 ... "
             "num_updates=100', Keras 'Epoch 3/10 ... loss: 0.31', or --pattern REGEX",
     "mlflow": "an MLflow file-store run folder (mlruns/<experiment>/<run_id>/metrics/<key>: "
-              "'timestamp value step' lines), or an mlruns/ tree",
+              "'timestamp value step' lines; meta.yaml optional), one metrics/<key> file, "
+              "or an mlruns/ tree",
     "wandb": "a W&B run file: wandb/offline-run-*/run-<id>.wandb (history rows; read "
              "without the wandb package)",
     "tensorboard": "TensorBoard event files: runs/exp1/events.out.tfevents.1700000000.host "
@@ -45,6 +46,8 @@ def sniff(path: Path) -> str:
         return "tensorboard"
     if sample.startswith(b":W&B"):
         return "wandb"
+    if not path.name.lower().endswith(LOG_SUFFIXES) and _mlflow_metric(path):
+        return "mlflow"
     _io.check_text(path, sample)
     first = sample.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     if first.startswith("{"):
@@ -70,6 +73,12 @@ def _table_header(text: str) -> bool:
         if len(cells) >= 2 and (C.find(cells, C.LOSS) or C.find(cells, C.STEP)):
             return True
     return False
+
+
+def _mlflow_metric(path: Path) -> bool:
+    from lrdoctor.readers.mlflow import is_metric_file
+
+    return is_metric_file(path)
 
 
 def _tb_name(path: Path) -> bool:
@@ -128,6 +137,8 @@ def read(path: str | Path, *, format: str | None = None, step: str | None = None
         from lrdoctor.readers import tensorboard as mod
     elif fmt == "wandb":
         from lrdoctor.readers import wandb as mod
+    elif fmt == "mlflow":
+        from lrdoctor.readers import mlflow as mod
     else:
         raise LrDoctorError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}", str(path))
     return mod.read(p, step=step, metric=metric, lr_column=lr_column)
@@ -186,6 +197,14 @@ def walk(root: Path) -> list[str]:
         if f.name == "meta.yaml" and (f.parent / "metrics").is_dir():
             mlflow_runs.add(f.parent)
             out.append(str(f.parent))
+        elif not f.suffix and "metrics" in f.relative_to(root).parts[:-1]:
+            # a run copied without its meta.yaml: <run>/metrics/<key> files
+            from lrdoctor.readers.mlflow import is_run_folder, run_of_metric_file
+
+            run = run_of_metric_file(f)
+            if run and run[0] not in mlflow_runs and is_run_folder(run[0]):
+                mlflow_runs.add(run[0])
+                out.append(str(run[0]))
         elif is_event_file(f):
             tb_dirs[f.parent] = tb_dirs.get(f.parent, 0) + 1
             if tb_dirs[f.parent] == 1:

@@ -164,6 +164,6 @@ def pick_loss(columns: list[str]) -> tuple[list[str], str] | None:
     parts = [r.name for r in ranked if not r.total and not r.validation
              and r.every == best.every and not r.duplicate]
     if len(parts) >= 2 and not best.validation:
-        return parts, (f"no total loss is logged: the loss is the sum of its "
-                       f"{len(parts)} parts")
+        return parts, ("no total loss is logged: the training loss is the sum of "
+                       f"{', '.join(p.strip() for p in parts)}")
     return [best.name], f"loss found by name: {best.name!r} (one part, no total){also}"

@@ -86,8 +86,6 @@ def build(sel: Selection, get: Callable[[str], tuple[np.ndarray, np.ndarray]],
         got = [get(p) for p in sel.parts]
         loss = np.sum([g[0] for g in got], axis=0)
         loss_present = np.logical_and.reduce([g[1] for g in got])
-        notes = list(notes or []) + [f"the training loss is the sum of "
-                                     f"{', '.join(p.strip() for p in sel.parts)}"]
     else:
         loss, loss_present = get(sel.loss)
     if not loss_present.any():
@@ -143,9 +141,6 @@ def from_series(series: dict, sel: Selection, src: str, run: str, notes: list[st
     else:
         steps, loss = series[sel.loss]
     notes = sel.notes() + notes
-    if sel.parts:
-        notes = notes + [f"the training loss is the sum of "
-                         f"{', '.join(p.strip() for p in sel.parts)}"]
     val = series.get(sel.val) if sel.val and sel.val not in loss_tags else None
     if val is not None:
         all_steps = np.r_[steps, val[0]]

@@ -1,9 +1,13 @@
 """MLflow file store: a run folder (``mlruns/<experiment>/<run_id>/``).
 
 Each metric is a file under ``metrics/`` (``metrics/train/loss`` for the key ``train/loss``)
-of ``timestamp value step`` lines (very old MLflow wrote ``timestamp value``). The run's
-name comes from its ``mlflow.runName`` tag, else ``run_name`` in ``meta.yaml``, else the run
-id. An ``mlruns/`` tree holds many runs: a folder walk finds each (``lrdoctor.readers.walk``).
+of ``timestamp value step`` lines (very old MLflow wrote ``timestamp value``; MLflow 3 adds
+``dataset_name dataset_digest`` when a metric is logged with a dataset). The run's name
+comes from its ``mlflow.runName`` tag, else ``run_name`` in ``meta.yaml``, else the run
+folder's name. A run folder copied without its ``meta.yaml`` is still one (its ``metrics/``
+files say so), and so is a single metric file given alone (``<run>/metrics/loss``: that run,
+with that metric). An ``mlruns/`` tree holds many runs: a folder walk finds each
+(``lrdoctor.readers.walk``).
 """
 from __future__ import annotations
 
@@ -18,8 +22,39 @@ from lrdoctor.readers import _io
 from lrdoctor.readers._table import Selection, from_series
 
 
+#: ``timestamp value step`` (and MLflow 3's ``dataset_name dataset_digest``)
+FIELDS = ["timestamp", "value", "step", "dataset_name", "dataset_digest"]
+_LINE = re.compile(rb"^\d{9,14} +\S+( +-?\d+)?( +\S+ +\S+)?\r?$")
+
+
+def is_metric_file(path: Path) -> bool:
+    """Whether the file's first line reads as an MLflow metric line (a millisecond
+    timestamp, a value, a step)."""
+    try:
+        first = _io.head(path, 512).split(b"\n", 1)[0]
+    except LrDoctorError:
+        return False
+    return bool(_LINE.match(first))
+
+
 def is_run_folder(path: Path) -> bool:
-    return path.is_dir() and (path / "meta.yaml").is_file() and (path / "metrics").is_dir()
+    """A folder with ``meta.yaml`` and ``metrics/``, or with a ``metrics/`` whose first
+    file holds MLflow metric lines (a run copied without its ``meta.yaml``)."""
+    if not path.is_dir() or not (path / "metrics").is_dir():
+        return False
+    if (path / "meta.yaml").is_file():
+        return True
+    first = next((f for f in sorted((path / "metrics").rglob("*")) if f.is_file()), None)
+    return first is not None and is_metric_file(first)
+
+
+def run_of_metric_file(path: Path) -> tuple[Path, str] | None:
+    """(run folder, metric key) of a file at ``<run>/metrics/<key>``, else None."""
+    for parent in path.parents:
+        if parent.name == "metrics":
+            key = str(path.relative_to(parent)).replace("\\", "/")
+            return parent.parent, key
+    return None
 
 
 def run_name(path: Path) -> str:
@@ -28,8 +63,11 @@ def run_name(path: Path) -> str:
         name = tag.read_text(errors="replace").strip()
         if name:
             return name
-    m = re.search(r"^run_name:\s*'?\"?([^'\"\n]+)", (path / "meta.yaml").read_text(
-        errors="replace"), re.MULTILINE)
+    meta = path / "meta.yaml"
+    if not meta.is_file():
+        return path.name
+    m = re.search(r"^run_name:\s*'?\"?([^'\"\n]+)", meta.read_text(errors="replace"),
+                  re.MULTILINE)
     return m.group(1).strip() if m else path.name
 
 
@@ -41,15 +79,16 @@ def metric_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     text_head = _io.head(path, 4096).decode("utf-8", errors="replace")
     first = next((ln for ln in text_head.splitlines() if ln.strip()), "")
     ncols = len(first.split())
-    if ncols not in (2, 3):
+    if ncols not in (2, 3, 5):
         raise LrDoctorError(f"line 1: {ncols} field(s), expected 'timestamp value step'; "
                             "the metric file is damaged", str(path))
-    names = ["timestamp", "value", "step"][:ncols]
+    names = FIELDS[:ncols]
     try:
         tbl = pacsv.read_csv(
             path, read_options=pacsv.ReadOptions(column_names=names),
             parse_options=pacsv.ParseOptions(delimiter=" "),
             convert_options=pacsv.ConvertOptions(
+                include_columns=names[:3],
                 column_types={"timestamp": pa.float64(), "value": pa.float64(),
                               "step": pa.float64()}))
     except pa.ArrowInvalid as exc:
@@ -57,7 +96,7 @@ def metric_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     from lrdoctor.readers.delimited import column_values
 
     values, _ = column_values(tbl.column("value"))
-    steps = (column_values(tbl.column("step"))[0] if ncols == 3
+    steps = (column_values(tbl.column("step"))[0] if ncols >= 3
              else np.arange(len(values), dtype=np.float64))
     return steps, values
 
@@ -70,19 +109,24 @@ def _damage(path: Path, ncols: int, msg: str) -> str:
             continue
         if len(parts) != ncols:
             return (f"line {k}: {len(parts)} field(s) where the file has {ncols} "
-                    f"('timestamp value{' step' if ncols == 3 else ''}'); the metric file is "
-                    "damaged: fix or delete that line")
+                    f"('{' '.join(FIELDS[:ncols])}'); the metric file is damaged: fix or "
+                    "delete that line")
         try:
-            [float(p) for p in parts]
+            [float(p) for p in parts[:3]]
         except ValueError:
             return f"line {k}: {line.strip()!r} is not numbers; fix or delete that line"
     return f"cannot parse the metric file: {msg.splitlines()[0]}"
 
 
 def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]:
+    """One History from a run folder, or from one metric file of a run (that metric, with
+    the run's LR and validation loss where its other files have them)."""
     src = str(path)
+    if path.is_file():
+        return _read_metric_file(path, step=step, metric=metric, lr_column=lr_column)
     if not is_run_folder(path):
-        raise LrDoctorError("not an MLflow run folder (it needs meta.yaml and metrics/)", src)
+        raise LrDoctorError("not an MLflow run folder (it needs a metrics/ folder of "
+                            "'timestamp value step' files)", src)
     root = path / "metrics"
     files = {str(f.relative_to(root)).replace("\\", "/"): f
              for f in sorted(root.rglob("*")) if f.is_file()}
@@ -104,3 +148,24 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
             sel.lr = None if key == sel.lr else sel.lr
             sel.val = None if key == sel.val else sel.val
     return [from_series(series, sel, src, run_name(path), notes)]
+
+
+def _read_metric_file(path: Path, *, step=None, metric=None, lr_column=None
+                      ) -> list[History]:
+    """A single metric file: the metric of its run folder when it sits at
+    ``<run>/metrics/<key>``, else a run of its own."""
+    from lrdoctor.readers import _columns as C
+
+    src = str(path)
+    found = run_of_metric_file(path)
+    key = found[1] if found else path.name
+    if metric is None and C.find([key], C.LOSS) is None and C.pick_loss([key]) is None:
+        raise LrDoctorError(f"the MLflow metric {key!r} is not a loss; pass the run folder, "
+                            "a loss metric's file, or --metric to diagnose it anyway", src)
+    if found and is_run_folder(found[0]):
+        [h] = read(found[0], step=step, metric=metric or key, lr_column=lr_column)
+        h.source = src
+        return [h]
+    steps, values = metric_file(path)
+    sel = Selection([key], metric=metric or key, source=src)
+    return [from_series({key: (steps, values)}, sel, src, path.name, [])]
