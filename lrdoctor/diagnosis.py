@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from lrdoctor import detect
-from lrdoctor.detect._curve import lr_range
+from lrdoctor.detect._curve import FEW_POINTS, lr_range
 from lrdoctor.errors import LrDoctorError
 from lrdoctor.finding import Finding
 from lrdoctor.history import History, from_columns
@@ -17,8 +17,17 @@ from lrdoctor.rules import Recommendation, above_range, recommend
 HIGH = ("nonfinite", "explosion", "divergence", "oscillation", "spike")
 #: Kinds that say it is too low.
 LOW = ("plateau", "slow")
-#: Fewer points than this: verdict ``unknown``.
-MIN_POINTS = 10
+#: Fewer points than this: no verdict of too low or healthy (``unknown``), which needs a
+#: history; only the detectors of FEW_POINT_DETECTORS run.
+MIN_POINTS = FEW_POINTS
+#: The detectors that judge from a few points: one NaN, a jump far above the start, or a
+#: climb that ends far above it says the LR is too high at any length.
+FEW_POINT_DETECTORS = ("nonfinite", "explosion", "divergence")
+#: Why a finding of each of those kinds needs no history (a note on a short run's verdict).
+_NO_HISTORY = {"nonfinite": "a non-finite loss needs no history",
+               "explosion": "a jump far above the starting loss needs no history",
+               "divergence": "a loss that climbs back and stays up to the end needs no "
+                             "history"}
 #: Spikes alone make the verdict only from this severity on (see ``Spikes.rate``).
 SPIKE_SEVERITY = 0.5
 
@@ -120,13 +129,14 @@ def _schedule(curve: detect.Curve, findings: list[Finding]) -> dict:
 
 
 def weigh(findings: list[Finding], n_points: int) -> tuple[str, Finding | None]:
-    """The verdict and the finding that decided it."""
-    if n_points < MIN_POINTS:
-        return "unknown", None
+    """The verdict and the finding that decided it: a sign of a too-high LR decides at any
+    length; with fewer than ``MIN_POINTS`` points nothing else does (``unknown``)."""
     high = [f for f in findings if f.kind in HIGH
             and (f.kind != "spike" or f.severity >= SPIKE_SEVERITY)]
     if high:
         return "too_high", min(high, key=lambda f: (HIGH.index(f.kind), -f.severity))
+    if n_points < MIN_POINTS:
+        return "unknown", None
     low = [f for f in findings if f.kind in LOW]
     if low:
         return "too_low", max(low, key=lambda f: f.severity)
@@ -144,13 +154,16 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
         lr_col = lr_col[logged]  # an LR column with no value is told by Curve.lr_range
     curve = detect.Curve(steps=history.logged_steps, values=values, lr=lr_col)
     notes = list(history.notes)
+    detectors = detectors or detect.default_detectors()
     if n < MIN_POINTS:
-        findings: list[Finding] = []
-        notes.append(f"{n} point(s) of {history.metric!r}; at least {MIN_POINTS} are needed "
-                     "to judge the LR")
-    else:
-        findings = detect.run(curve, detectors)
+        detectors = {k: d for k, d in detectors.items() if k in FEW_POINT_DETECTORS}
+    findings = detect.run(curve, detectors)
     verdict, cause = weigh(findings, n)
+    if n < MIN_POINTS:
+        notes.append(f"judged on only {n} point(s) of {history.metric!r}: "
+                     f"{_NO_HISTORY[cause.kind]}" if cause is not None else
+                     f"{n} point(s) of {history.metric!r}; at least {MIN_POINTS} are needed "
+                     "to judge the LR")
     current = _current_lr(history, lr)
     rule = cause.kind if cause else verdict
     if verdict == "too_high" and cause is not None and any(

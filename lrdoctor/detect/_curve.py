@@ -16,6 +16,9 @@ from functools import cached_property
 import numpy as np
 
 MAX_BINS = 4096
+#: Curves of fewer points have no history to smooth: a width-3 trend, and their noise is
+#: read from point-to-point differences (see ``Curve.noise``).
+FEW_POINTS = 10
 _SAMPLE_PER_BIN = 65
 _MAD = 1.4826
 
@@ -108,8 +111,9 @@ class Curve:
     # ------------------------------------------------------------------ trend and noise
     @cached_property
     def trend_window(self) -> int:
-        """Width of the running median, in bins: ~5% of the curve, at least 5, odd."""
-        return max(5, (self.n_bins // 20)) | 1
+        """Width of the running median, in bins: ~5% of the curve, at least 5, odd; 3 on a
+        curve of under 10 points (five would span half of it)."""
+        return max(5, (self.n_bins // 20)) | 1 if self.n_bins >= FEW_POINTS else 3
 
     @cached_property
     def trend(self) -> np.ndarray:
@@ -150,8 +154,14 @@ class Curve:
         """Robust scale (1.4826 * MAD) of the step-to-step scatter around the trend.
 
         For binned curves this is estimated on a sample of raw points so that it keeps the
-        meaning of per-step minibatch noise.
+        meaning of per-step minibatch noise. On a curve of fewer than ``FEW_POINTS`` points
+        the trend passes through most points and the scatter around it reads near zero: the
+        noise is then the robust scale of the differences between successive points, over
+        sqrt(2) (each difference carries two points' noise; the median difference, the
+        drift, is taken out by the MAD).
         """
+        if self.n_bins < FEW_POINTS:
+            return _robust_scale(np.diff(self.to_z(self.x))) / np.sqrt(2)
         if self.bin_size == 1:
             return _robust_scale(self.resid)
         idx = np.linspace(0, len(self.x) - 1, min(len(self.x), 20000)).astype(np.int64)
@@ -160,7 +170,10 @@ class Curve:
     @cached_property
     def noise_early(self) -> float:
         """The noise scale over the first fifth of the run (the scatter at the starting
-        level, which is what a jump above the start must stand out of)."""
+        level, which is what a jump above the start must stand out of); a curve of fewer
+        than ``FEW_POINTS`` points is all start: its whole noise."""
+        if self.n_bins < FEW_POINTS:
+            return self.noise
         k = max(5, int(np.searchsorted(self.fraction, 0.2)))
         return _robust_scale(self.resid[:k])
 

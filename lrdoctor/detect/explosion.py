@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lrdoctor.detect._curve import Curve, fmt_step
+from lrdoctor.detect._curve import FEW_POINTS, Curve, fmt_step
 from lrdoctor.finding import Finding
 
 
@@ -119,7 +119,7 @@ class Divergence:
     min_progress: float = 0.2
 
     def __call__(self, curve: Curve) -> list[Finding]:
-        if curve.n_bins < 10:
+        if curve.n_bins < 3:  # a trend, a best and a climb need three points
             return []
         s0 = curve.start_level
         level = curve.level
@@ -127,9 +127,11 @@ class Divergence:
         best = curve.from_z(best_z)  # the running best (from_z is increasing)
         gap = np.maximum(s0 - best, 1e-12 * max(abs(s0), 1e-300))
         climbed = (level - best) / gap
-        # a climb must stand out of the trend's own wobble (noise of a running median)
-        margin = np.abs(best - curve.from_z(best_z + 4 * curve.noise / np.sqrt(
-            max(curve.trend_window * curve.bin_size, 1))))
+        # a climb must stand out of the trend's own wobble (noise of a running median); a
+        # few-point curve's trend, best and start are each about one point
+        few = curve.n_bins < FEW_POINTS
+        wobble = curve.noise / np.sqrt(1 if few else curve.trend_window * curve.bin_size)
+        margin = np.abs(best - curve.from_z(best_z + 4 * wobble))
         made_progress = (s0 - best) > self.min_progress * abs(s0)
         bad = ((climbed > self.rebound) & made_progress & (level - best > margin)) | \
               (level > s0 + margin + 0.1 * abs(s0))
@@ -140,9 +142,11 @@ class Divergence:
         starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
         frac = curve.fraction
         out = []
+        # a few-point curve has no history to show that a climb which came back down was
+        # more than an excursion: there, only a climb that lasts to the end counts
         for a, b in zip(starts, stops):  # a handful of stretches, not steps
             span = frac[b - 1] - frac[a] if b - 1 > a else 0.0
-            if span < self.min_fraction and b != curve.n_bins:
+            if b != curve.n_bins and (span < self.min_fraction or few):
                 continue
             if b == curve.n_bins and span < self.min_fraction / 2:
                 continue
