@@ -164,6 +164,10 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
                      f"{_NO_HISTORY[cause.kind]}" if cause is not None else
                      f"{n} point(s) of {history.metric!r}; at least {MIN_POINTS} are needed "
                      "to judge the LR")
+    pace = getattr((detectors or {}).get("progress", detect.Progress()), "pace_points", 0)
+    if verdict == "ok" and MIN_POINTS <= n < pace:
+        notes.append(f"{n} points: too few to judge the pace of progress (at least {pace} "
+                     "are needed); only instability and a flat loss were judged")
     current = _current_lr(history, lr)
     rule = cause.kind if cause else verdict
     if verdict == "too_high" and cause is not None and any(

@@ -19,7 +19,9 @@ def test_slow_needs_more_than_the_logs_time_resolution():
     # a 10-epoch log whose loss halves by the second epoch is not slow
     x = np.array([0.6, 0.27, 0.25, 0.23, 0.2, 0.28, 0.22, 0.15, 0.157, 0.165])
     assert "slow" not in kinds(x)
-    assert "slow" in kinds(np.linspace(0.6, 0.2, 10))
+    # (a 10-point straight line is not judged either: too few points for the pace)
+    assert "slow" not in kinds(np.linspace(0.6, 0.2, 10))
+    assert "slow" in kinds(np.linspace(0.6, 0.2, 60))
 
 
 def test_fast_first_transient_then_a_creep_is_slow():
@@ -43,3 +45,49 @@ def test_real_creeping_run_with_a_noisy_start_is_slow(shared):
     p = shared / "benchmarks/lr_sweeps/runs/friedman_mlp__constant__lr3e-05__s2.csv"
     [d] = lrdoctor.analyze(p)
     assert d.verdict == "too_low" and any("late_share" in f.evidence for f in d.findings)
+
+
+def _curve(x, lr):
+    return Curve(steps=np.arange(len(x)), values=np.asarray(x, float), lr=np.asarray(lr))
+
+
+def test_not_slow_while_the_lr_is_still_warming_up():
+    # the log ends inside a linear warmup: the peak LR was never reached
+    n = 300
+    x = curves.slow(n)
+    assert "slow" in kinds(x)  # the same curve without an LR is slow
+    lr = np.linspace(1e-6, 2.5e-4, n)
+    assert not any(f.kind == "slow" for f in detect.run(_curve(x, lr)))
+
+
+def test_not_slow_when_progress_waits_for_the_schedule():
+    # warmup, a long stall at the peak, and a fall only as the LR decays
+    rng = np.random.default_rng(0)
+    n = 600
+    t = np.arange(n) / n
+    share = np.where(t < 0.1, t / 0.1, np.where(t < 0.5, 1.0, 1.0 - 1.6 * (t - 0.5)))
+    # down to 2.5 early in the warmup, then a fall as the LR decays below 90% of its peak
+    level = np.where(t < 0.05, 3.0 - 10 * t, 2.5 - 2.0 * np.maximum(0, 0.9 - share))
+    lr = share * 3e-2
+    x = level * np.exp(rng.normal(0, 0.01, n))
+    assert not any(f.kind == "slow" for f in detect.run(_curve(x, lr)))
+    # the same loss at one constant LR is slow: nothing else set its pace
+    assert any(f.kind == "slow" for f in detect.run(_curve(x, np.full(n, 3e-2))))
+
+
+def test_a_slow_run_under_a_schedule_is_still_slow():
+    # a steady creep that does not stall at the peak: the schedule does not explain it
+    n = 600
+    t = np.arange(n) / n
+    lr = np.where(t < 0.05, t / 0.05, 0.5 * (1 + np.cos(np.pi * (t - 0.05) / 0.95))) * 1e-5
+    assert any(f.kind == "slow" for f in detect.run(_curve(curves.slow(n), lr)))
+
+
+def test_the_pace_is_not_judged_on_a_short_log():
+    # 30 points creeping down in a straight line: too few to judge the pace of progress
+    x = curves.slow(30)
+    assert "slow" not in kinds(x) and "slow" in kinds(curves.slow(60))
+    d = lrdoctor.diagnose(x)
+    assert d.verdict == "ok" and any("too few to judge the pace" in n for n in d.notes)
+    # a flat loss is still judged
+    assert lrdoctor.diagnose(curves.flat(30)).verdict == "too_low"

@@ -25,11 +25,34 @@ class Progress:
         A run that made more than this share of its progress in its second half is also
         ``slow``: it was still creeping down when it stopped (a good Adam LR makes the bulk
         of the drop early, whatever the schedule).
+    early_points : int, default 5
+        The pace readings (``slow``) need the first ``slow_half`` of the run to hold at
+        least this many points (a median of five rejects one outlier): a log of fewer than
+        ``pace_points = early_points / slow_half`` points (50) cannot tell when half of the
+        drop came, nor how much came late, against its own noise; it is judged only for
+        a flat loss (``plateau``).
+    peak_share : float, default 0.9
+        Under a schedule, the points whose LR is at least this share of the peak are "at
+        the peak"; those at most ``decayed_share`` of it (later on) are "decayed".
+    decayed_share : float, default 0.6
+    resumes : float, default 4.0
+        Progress waits for the schedule when the trend moved less than one noise unit (the
+        robust scatter of single points) over the whole stretch at the peak, and fell more
+        than this many noise units over the decayed stretch after it.
+
+    Two readings keep a schedule's run from being called slow, because its speed then says
+    nothing against the peak LR: the log ends while the LR is still warming up (the peak
+    was never reached), or the loss stalled while the LR was at its peak and fell only once
+    it had decayed (progress waits for the schedule: a larger LR would not have helped).
     """
 
     min_progress: float = 0.1
     slow_half: float = 0.1
     still_falling: float = 0.3
+    early_points: int = 5
+    peak_share: float = 0.9
+    decayed_share: float = 0.6
+    resumes: float = 4.0
 
     def __call__(self, curve: Curve) -> list[Finding]:
         if curve.n_bins < 10:
@@ -49,6 +72,8 @@ class Progress:
                 f"loss barely moves: from {s0:.3g} to {end:.3g} "
                 f"({100 * progress:+.1f}%) over {len(curve.x)} points",
                 {"progress": progress, "start_level": s0, "end_level": end})]
+        if self._held_by_schedule(curve):
+            return []
         frac = curve.fraction
         half = int(np.argmax(level <= s0 - 0.5 * drop))
         w = curve.warmup_end
@@ -56,6 +81,8 @@ class Progress:
         t_half = max(0.0, float(frac[half]) - t_w)
         # half the drop by the second logged point is as fast as the log can show (a
         # per-epoch log of 10 points cannot resolve 10% of the run)
+        if len(curve.x) < self.pace_points:
+            return []
         if t_half > self.slow_half and half >= 2:
             sev = float(np.clip((t_half - self.slow_half) / (0.5 - self.slow_half), 0.3, 1.0))
             return [Finding(
@@ -77,3 +104,30 @@ class Progress:
                 f"loss still creeping down: {100 * late:.0f}% of its drop came in the second "
                 f"half of the run", {"late_share": late, "progress": progress})]
         return []
+
+    @property
+    def pace_points(self) -> int:
+        """The fewest points on which the pace of progress is judged."""
+        return int(np.ceil(self.early_points / self.slow_half))
+
+    def _held_by_schedule(self, curve: Curve) -> bool:
+        """Whether the LR schedule, not the peak LR, set the pace (see the class notes)."""
+        rng = curve.lr_range
+        if rng is None or not rng[1] > 0 or rng[0] >= 0.5 * rng[1]:
+            return False  # no LR, or (nearly) constant
+        lr = curve.lr[: curve.n_finite_prefix]
+        # the LR at the start of each bin, carried forward over points that lack it
+        have = np.where(np.isnan(lr), 0, np.arange(len(lr)))
+        lr = lr[np.maximum.accumulate(have)][curve.bin_start]
+        peak = rng[1]
+        if lr[0] < 0.5 * peak and curve.fraction[int(np.argmax(lr >= peak))] >= 0.95:
+            return True  # still warming up when the log ends: the peak is its last LR
+        at_peak = np.flatnonzero(lr >= self.peak_share * peak)
+        decayed = np.flatnonzero(lr <= self.decayed_share * peak)
+        decayed = decayed[decayed > at_peak[-1]]
+        if len(at_peak) < 3 or len(decayed) < 3:
+            return False
+        z = curve.trend
+        at_peak_fall = z[at_peak[0]] - z[at_peak[-1]]
+        decayed_fall = z[decayed[0]] - z[decayed[-1]]
+        return bool(at_peak_fall <= curve.noise and decayed_fall > self.resumes * curve.noise)

@@ -23,11 +23,18 @@ class Spikes:
     rate : float, default 0.005
         Spike events per point at which severity reaches 0.5 (the level at which the verdict
         counts them as instability).
+    min_repeats : int, default 5
+        A spike of one point that is back on the trend at the next point is a transient (a
+        bad batch, an outlier in the data); transients count towards the rate only when
+        there are at least this many of them. Spikes that last two points or more always
+        count, but frequent means repeated: with fewer than two counted spikes, however
+        short the log, the severity stays below the verdict's level.
     """
 
     sigmas: float = 8.0
     min_ratio: float = 3.0
     rate: float = 0.005
+    min_repeats: int = 5
 
     def __call__(self, curve: Curve) -> list[Finding]:
         x = curve.x
@@ -41,14 +48,21 @@ class Spikes:
         if len(over) == 0:
             return []
         # an event is a run of consecutive points above the limit
-        rises = over[np.r_[True, np.diff(over) > 1]]
+        starts = np.r_[True, np.diff(over) > 1]
+        rises = over[starts]
+        lengths = np.diff(np.r_[np.flatnonzero(starts), len(over)])
         events = len(rises)
-        rate = events / len(x)
-        sev = float(np.clip(0.5 * rate / self.rate, 0.05, 1.0))
+        transient = int((lengths == 1).sum())
+        counted = events - transient + (transient if transient >= self.min_repeats else 0)
+        rate = counted / len(x)
+        sev = float(np.clip(0.5 * rate / self.rate, 0.05, 1.0 if counted >= 2 else 0.3))
         top = float(x[over].max())
         steps = curve.steps[rises]
+        what = (f"; {transient} of them one point each, back on the trend at once"
+                if transient and counted < events else "")
         return [Finding(
             "spike", steps[0], steps[-1] if events > 1 else steps[0], sev,
-            f"{events} spike(s) far above the trend ({1000 * rate:.1f} per 1000 steps; "
-            f"highest {top:.3g}), first at step {fmt_step(steps[0])}",
-            {"count": events, "rate": rate, "steps": steps[:200].tolist(), "highest": top})]
+            f"{events} spike(s) far above the trend ({1000 * events / len(x):.1f} per 1000 "
+            f"points{what}; highest {top:.3g}), first at step {fmt_step(steps[0])}",
+            {"count": events, "transient": transient, "rate": rate,
+             "steps": steps[:200].tolist(), "highest": top})]
