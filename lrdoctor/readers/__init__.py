@@ -26,7 +26,11 @@ FORMATS = {
     "hf_trainer": 'Hugging Face trainer_state.json: {"log_history": [{"step": 10, "loss": ...}]}',
     "text": "console output of a training script: nanoGPT 'iter 100: loss 2.31', Megatron "
             "'iteration 100/ 500 | ... | lm loss: 2.3E+00', fairseq 'loss=2.31 ... "
-            "num_updates=100', Keras 'Epoch 3/10 ... loss: 0.31', or --pattern REGEX",
+            "num_updates=100', Keras 'Epoch 3/10 ... loss: 0.31', YOLOv5 results.txt; any "
+            "other numbers paired with names: 'step: 10, loss=2.3 | lr 1e-3', Hugging Face "
+            "{'loss': 2.3, 'grad_norm': nan}, mmengine 'Epoch(train) [1][200/735]  lr: "
+            "2e-04 ... loss: 2.75', a JSON object after a log prefix, OLMo '[step=2/2500]' "
+            "blocks of indented 'name=value' lines; or --pattern REGEX",
     "mlflow": "an MLflow file-store run folder (mlruns/<experiment>/<run_id>/metrics/<key>: "
               "'timestamp value step' lines; meta.yaml optional), one metrics/<key> file, "
               "or an mlruns/ tree",
@@ -50,7 +54,7 @@ def sniff(path: Path) -> str:
         return "mlflow"
     _io.check_text(path, sample)
     first = sample.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
-    if first.startswith("{"):
+    if first.startswith("{") and not _python_dict(first):
         line, newline, _ = first.partition("\n")
         if '"log_history"' in first or (newline and not line.strip().endswith("}")):
             return "hf_trainer"  # one JSON document over many lines
@@ -61,6 +65,16 @@ def sniff(path: Path) -> str:
     if name.endswith(".csv") or _table_header(first):
         return "csv"
     return "text"
+
+
+def _python_dict(text: str) -> bool:
+    """Whether the first line is a Python dict repr (``{'loss': 0.5, 'grad_norm': nan}``, as
+    the Hugging Face Trainer prints to the console), not JSON: console text."""
+    import re
+
+    line = text.partition("\n")[0]
+    return bool(re.match(r"\{\s*'", line)) or bool(
+        re.search(r"[:,\[]\s*(?:nan|inf|-inf|None|True|False)\s*[,}\]]", line))
 
 
 def _table_header(text: str) -> bool:

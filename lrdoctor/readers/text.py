@@ -11,9 +11,14 @@ says which was used:
   (``train_inner`` lines), with ``valid on 'valid' subset | loss 8.5 | ... | num_updates 1000``;
 - Keras ``model.fit`` console output: ``Epoch 3/10`` then ``100/100 [====] - 2s - loss: 0.31
   - val_loss: 0.35`` (the last line of each epoch gives its loss);
-- generic: any line with a step (``step``, ``iter``, ``iteration``, ``global_step``) and a
-  ``loss`` (``Step 100, Loss: 2.31``, ``[step 100] loss=2.31 lr=1e-3``), or ``Epoch [3/10]
-  ... Loss: 0.31`` per-epoch prints.
+- YOLOv5/YOLOv7 ``results.txt``: no header, 15 whitespace columns ``epoch/last gpu_mem box
+  obj cls total targets img_size P R mAP@.5 mAP@.5:.95 val_box val_obj val_cls`` (the
+  training loss is ``total``; the validation loss the sum of the three ``val`` parts);
+- generic (:mod:`lrdoctor.readers._kv`): numbers paired with names in any print format
+  (``name: value``, ``name=value``, ``name value``, Python dict reprs, a JSON object after a
+  log prefix, OLMo's ``[step=N/M]`` blocks of indented ``name=value`` lines), the roles
+  chosen by name as for CSV. It is used when no dialect above matches, or when it finds
+  clearly more losses than the one that does.
 
 ``--pattern REGEX`` reads anything else: a regular expression with the named groups
 ``loss`` (required) and optionally ``step``, ``lr`` and ``val_loss``, applied to every line.
@@ -27,7 +32,7 @@ import numpy as np
 
 from lrdoctor.errors import LrDoctorError
 from lrdoctor.history import History, from_columns
-from lrdoctor.readers import _io
+from lrdoctor.readers import _io, _kv
 
 NUM = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?|nan|NaN|inf|Inf|Infinity)"
 
@@ -46,15 +51,6 @@ DIALECTS = {
         rf"[^\n]*?\bloss=(?P<loss>{NUM})",
         rf"valid on '[^']*' subset \|\s*(?:valid_loss|valid loss|loss)\s+"
         rf"(?P<val_loss>{NUM})[^\n]*?\bnum_updates (?P<step>\d+)"),
-    "generic": (
-        rf"(?i)\b(?:global_step|step|iteration|iter|it)\b\s*[:=#\[]?\s*(?P<step>\d+)"
-        rf"(?:\s*/\s*\d+)?\]?[^\n]*?\b(?:train[_ ])?loss\b\s*[:=]?\s*(?P<loss>{NUM})"
-        rf"(?:[^\n]*?\b(?:lr|learning[_ ]rate)\b\s*[:=]?\s*(?P<lr>{NUM}))?",
-        None),
-    "per-epoch": (
-        rf"(?i)\bepoch\b\s*[:=\[]?\s*(?P<step>\d+)(?:\s*/\s*\d+)?\]?[^\n]*?"
-        rf"\b(?:train[_ ])?loss\b\s*[:=]?\s*(?P<loss>{NUM})",
-        None),
 }
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -70,6 +66,7 @@ def read(path: Path, *, step=None, metric=None, lr_column=None, pattern=None
     src = str(path)
     data = _io.read_bytes(path)
     _io.check_text(path, data[: 1 << 16])
+    _check_lines(data, src)
     text = data.decode("utf-8", errors="replace").lstrip("\ufeff").replace("\r\n", "\n")
     # colours of progress bars; a bar redrawn with \r or backspaces is a line per redraw
     if "\x1b" in text:
@@ -93,23 +90,64 @@ def read(path: Path, *, step=None, metric=None, lr_column=None, pattern=None
     # The dialect is chosen on a sample (the head and the tail of the log), then only that
     # one reads the whole text; a log whose sample matches nothing is tried whole.
     sample = _sample(text)
-    chosen = _choose(sample) or (_choose(text) if sample is not text else None)
-    name, best = chosen or (None, None)
-    if chosen and sample is not text:
-        best = _read_dialect(name, text)  # chosen on the sample: now read it all
-    if best is None:
+    chosen = _choose(sample)
+    generic, refusal = _generic(sample, src, step, metric, lr_column)
+    if generic is None and chosen is None and sample is not text:
+        chosen = _choose(text)
+        if chosen is None:
+            generic, refusal = _generic(text, src, step, metric, lr_column)
+    n_chosen = chosen[1].get("lines", len(chosen[1]["loss"])) if chosen else 0
+    named = any(x is not None for x in (step, metric, lr_column))
+    if generic is not None and (named or generic[1] > GENERIC_MARGIN * n_chosen):
+        if sample is text or generic[2] is text:
+            return generic[0]
+        return _kv.read(text, src, step=step, metric=metric, lr_column=lr_column)[0]
+    if chosen is None or (named and refusal is not None):
+        if refusal is not None:
+            raise refusal
         raise LrDoctorError(
             "no loss found in this text; tried nanoGPT, Megatron/DeepSpeed, fairseq, Keras "
-            "console and generic 'step N ... loss X' lines; pass --pattern with named "
-            "groups, e.g. --pattern 'step (?P<step>\\d+).*loss (?P<loss>\\S+)'", src)
+            "console, YOLOv5 results.txt and generic 'name: value' lines; pass --pattern "
+            "with named groups, e.g. --pattern 'step (?P<step>\\d+).*loss (?P<loss>\\S+)'",
+            src)
+    name, best = chosen
+    if sample is not text:
+        best = _read_dialect(name, text)  # chosen on the sample: now read it all
     return [_history(best, src, path, name)]
+
+
+#: The generic reader is used over a dialect that matched when it reads more than this
+#: many times as many losses (a log that prints nanoGPT-like lines only now and then).
+GENERIC_MARGIN = 1.5
+
+
+def _generic(text: str, src: str, step, metric, lr_column):
+    """((histories, loss rows, text), None) from the generic reader, or (None, the error
+    that says why it found no loss)."""
+    try:
+        hist, n = _kv.read(text, src, step=step, metric=metric, lr_column=lr_column)
+    except LrDoctorError as exc:
+        return None, exc
+    return ((hist, n, text), None) if n else (None, None)
+
+
+def _check_lines(data: bytes, src: str) -> None:
+    """A line longer than a training log's lines ever are (a binary or minified file)."""
+    if len(data) <= _io.MAX_LINE_BYTES:
+        return
+    raw = np.frombuffer(data, dtype=np.uint8)
+    lengths = np.diff(np.r_[-1, np.flatnonzero(raw == 10), len(raw)]) - 1
+    if lengths.max() > _io.MAX_LINE_BYTES:
+        line = int(np.argmax(lengths > _io.MAX_LINE_BYTES))
+        raise LrDoctorError(f"line {line + 1} is {int(lengths[line]):,} bytes long, longer "
+                            "than any training log line; is this a text log?", src)
 
 
 #: Tried in this order: the specific dialects first (their lines are unmistakable), the
 #: generic ones only when none of them matched (a nanoGPT log also has 'step N: train loss'
 #: lines).
-_GROUPS = (("nanoGPT", "Megatron/DeepSpeed", "fairseq", "Keras console"),
-           ("generic", "per-epoch"))
+_GROUPS = (("nanoGPT", "Megatron/DeepSpeed", "fairseq", "Keras console",
+            "YOLOv5 results.txt"),)
 
 
 def _sample(text: str, head: int = 1 << 18, tail: int = 1 << 16) -> str:
@@ -121,6 +159,8 @@ def _sample(text: str, head: int = 1 << 18, tail: int = 1 << 16) -> str:
 def _read_dialect(dialect: str, text: str) -> dict | None:
     if dialect == "Keras console":
         return _keras(text)
+    if dialect == "YOLOv5 results.txt":
+        return _yolov5(text)
     line_rx, val_rx = DIALECTS[dialect]
     return _apply(re.compile(line_rx), re.compile(val_rx) if val_rx else None, text)
 
@@ -190,7 +230,26 @@ def _keras(text: str) -> dict | None:
     lr = _floats([m.group("lr") if m else "" for m in lrs])
     step = numbers[block[idx]].astype(np.float64)
     return {"loss": loss, "step": step, "val": val if not np.isnan(val).all() else None,
-            "val_steps": step, "lr": None if np.isnan(lr).all() else lr}
+            "val_steps": step, "lr": None if np.isnan(lr).all() else lr,
+            "lines": len(losses)}  # progress-bar redraws, of which each epoch's last is kept
+
+
+#: YOLOv5's (and YOLOv7's) results.txt: '%10s' * 2 + '%10.4g' * 6 (epoch/last, GPU memory,
+#: box, obj, cls, total, targets, image size) then '%10.4g' * 7 (P, R, mAP@.5, mAP@.5:.95 and
+#: the validation box, obj, cls losses), one line per epoch, no header.
+_YOLOV5 = re.compile(
+    rf"(?m)^[ \t]*(\d+)/\d+[ \t]+[\d.]+[GMK]?(?:[ \t]+{NUM}){{3}}[ \t]+({NUM})"
+    rf"(?:[ \t]+{NUM}){{6}}[ \t]+({NUM})[ \t]+({NUM})[ \t]+({NUM})[ \t]*$")
+
+
+def _yolov5(text: str) -> dict | None:
+    found = _YOLOV5.findall(text)
+    if not found:
+        return None
+    cols = np.array(found, dtype=np.float64)
+    step = cols[:, 0]
+    return {"loss": cols[:, 1], "step": step, "val": cols[:, 2:].sum(axis=1),
+            "val_steps": step, "lr": None}
 
 
 def _history(got: dict, src: str, path: Path, dialect: str) -> History:

@@ -1,0 +1,475 @@
+"""Generic console lines: numbers paired with names, whatever the print statement.
+
+A training script prints the same few lines over and over with different numbers. So every
+line is first turned into its *template* (each number replaced by a slot, one regular
+expression pass over the whole text, in C); the few distinct templates are read once each
+for the name of every slot (``loss: 2.3``, ``loss=2.3``, ``Train loss 2.3``, ``'loss':
+2.3``, ``"loss": 2.3``, ``[step=2/2500]``); and the numbers of the slots that are needed
+(step, loss, LR, validation loss, epoch) are then pulled, template by template, with one
+``findall`` each. Python never loops over the characters, and over the lines only to number
+their templates.
+
+A *record* is one line, or a header line with the indented ``name=value`` lines under it
+(OLMo's ``[step=N/M]`` blocks). One row per record holding a loss becomes one row of a named
+table, and :class:`lrdoctor.readers._table.Selection` chooses the roles, as for CSV.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from lrdoctor.errors import LrDoctorError
+from lrdoctor.readers import _columns as C
+from lrdoctor.readers import _table
+
+#: A number as training scripts print it: int, float, e-notation, nan/inf, thousands commas
+#: (``41,957``: a comma followed by exactly three digits, no space), optionally quoted (HF
+#: writes ``'loss': '2.833e+05'``) and followed by a unit (``17.2s``, ``1.86G``, ``45%``).
+_EXP = r"(?:[eE][-+]?\d+)?"
+_DIGITS = rf"(?:\d{{1,3}}(?:,\d{{3}})+(?![\d,])(?:\.\d+)?|\d+\.?\d*{_EXP}|\.\d+{_EXP})"
+_UNIT_OR_END = r"(?=[A-Za-z%]|(?!\w))"
+_NUM = rf"[-+]?{_DIGITS}{_UNIT_OR_END}|[-+]?(?i:nan|inf(?:inity)?)(?!\w)"
+#: The same numbers, written to start with a character class so that the regex engine skips
+#: in C to where one may start (twice as fast over a large log): the first character, then
+#: (looking back at it) the rest. Not glued to a name on the left (``lr0``, ``fp16``).
+_NUMBER = re.compile(
+    rf"[-+\d.nNiI](?<![\w.].)"
+    rf"(?:(?<=[-+])(?:{_DIGITS}{_UNIT_OR_END}|(?i:nan|inf(?:inity)?)(?!\w))"
+    rf"|(?<=\d)(?:\d{{0,2}}(?:,\d{{3}})+(?![\d,])(?:\.\d+)?|\d*\.?\d*{_EXP}){_UNIT_OR_END}"
+    rf"|(?<=\.)\d+{_EXP}{_UNIT_OR_END}"
+    rf"|(?<=[nN])(?i:an)(?!\w)|(?<=[iI])(?i:nf(?:inity)?)(?!\w))"
+    rf"(?:[A-Za-z]+|%)?(?!\w)")
+_DIGIT_BYTES = b"0123456789"
+SLOT = "\x00"
+
+#: What ends a name on its left: separators of pairs, brackets, a slot, ' - ', 2+ spaces.
+_LEFT_END = re.compile(r".*(?:[,|;{}\[\]<>:=\t\x00]| - |  |^- )")
+_QUALIFIER = re.compile(r"\s*\((train|training|val|valid|validation|eval|test)\)$", re.I)
+_CONTINUATION = re.compile(r"^[ \t]+[^\x00\s][^\x00]*?[ \t]*[:=][ \t]*'?\"?\x00'?\"?[ \t]*$")
+_SPACES = re.compile(r"[ \t]*\t[ \t]*|  +")
+_ROLE_WORDS = set(C.STEP) | set(C.LR) | set(C.EPOCH) | {"ep"}
+#: A counter within an epoch: combined with the epoch into one increasing step.
+_WITHIN_EPOCH = {"batch", "iter", "it", "iteration", "step", "steps"}
+
+
+class Template:
+    """The names of one line template's slots.
+
+    Attributes
+    ----------
+    names : dict
+        slot index -> name, for the slots that have one.
+    totals : dict
+        name -> slot index of its total (``[200/735]``, ``step=2/2500``).
+    continuation : bool
+        An indented single ``name=value`` line: it belongs to the record above it.
+    """
+
+    def __init__(self, key: str):
+        self.key = key
+        pieces = key.split(SLOT)
+        self.n = len(pieces) - 1
+        self.names: dict[int, str] = {}
+        self.totals: dict[str, int] = {}
+        self.continuation = bool(_CONTINUATION.match(key))
+        context = []
+        prev = None
+        for i, piece in enumerate(pieces[:-1]):
+            bare = piece.strip()
+            if bare == "/" and prev is not None:  # value/total
+                self.totals.setdefault(prev, i)
+                prev = None
+                continue
+            name, before = _name(piece)
+            if not self.names:
+                context.append(before)
+            if name is None and bare in ("][", "] [") and C.normalize(prev or "") == "epoch":
+                name = "batch"  # mmengine's Epoch(train) [1][200/735]
+            if name is None and bare.endswith("|") and "epoch" in self.names.values():
+                name = "batch"  # a progress bar's n/total within an epoch
+            if name is not None and name not in self.names.values():
+                self.names[i] = name
+            prev = name
+        self.validation = bool(C.VALIDATION_WORDS & set(C.words(" ".join(context))))
+        if self.validation:
+            # 'Validation: loss 0.3', 'Epoch(val) ... loss: 0.3': the loss is a validation one
+            for i, name in self.names.items():
+                ws = set(C.words(name))
+                if C.read_loss_name(name) and not ws & (C.VALIDATION_WORDS | C.TRAIN_WORDS):
+                    self.names[i] = f"val_{name}"
+
+
+def _name(piece: str) -> tuple[str | None, str]:
+    """The name a piece of text ends with (the text before a value), and the rest."""
+    s = piece.rstrip(" \t:='\"")
+    if s.endswith(("[", "(", "{")):  # 'Epoch [3/10]', 'Epoch(train) [1]'
+        s = s[:-1].rstrip()
+    m = _LEFT_END.match(s)
+    before, s = (s[: m.end()], s[m.end():]) if m else ("", s)
+    qualifier = _QUALIFIER.search(s)
+    if qualifier:
+        before += " " + qualifier.group(1)
+        s = s[: qualifier.start()]
+    s = s.strip(" '\"-")
+    if not s or not any(ch.isalpha() for ch in s) or len(s) > 60:
+        return None, before + s
+    words = s.split(" ")
+    if len(words) > 3:
+        before, words = before + " ".join(words[:-3]), words[-3:]
+    phrase = " ".join(words)
+    if C.read_loss_name(phrase) is None and len(words) > 1 and \
+            C.normalize(words[-1]) in _ROLE_WORDS and C.normalize(phrase) not in _ROLE_WORDS:
+        before, phrase = before + " ".join(words[:-1]), words[-1]  # 'at step 100': step
+    if C.normalize(phrase) == "ep":
+        phrase = "epoch"
+    return phrase, before
+
+
+class Lines:
+    """A text's lines grouped by template, and records of lines.
+
+    Lines are first grouped by their shape, the line without its digits (a C pass over the
+    bytes): lines printed by one statement share it. Each shape's first line gives the
+    template; a line of that shape that does not fit it after all (digits that moved between
+    a name and a number) is read on its own when its numbers are needed.
+    """
+
+    def __init__(self, text: str):
+        self.text = text
+        self._lines = text.split("\n")
+        shapes = text.encode("utf-8", errors="replace").translate(None, _DIGIT_BYTES)
+        ids: dict[bytes, int] = {}
+        sid = np.fromiter((ids.setdefault(t, len(ids)) for t in shapes.split(b"\n")),
+                          dtype=np.int64, count=len(self._lines))
+        _, first = np.unique(sid, return_index=True)
+        # templates that differ only in padding are one (right-aligned numbers, tabs)
+        keys: dict[str, int] = {}
+        shape_key = np.array([keys.setdefault(_key(_NUMBER.sub(SLOT, self._lines[i])),
+                                              len(keys)) for i in first], dtype=np.int64)
+        self.key = shape_key[sid]
+        self.templates = [Template(k) for k in keys]
+        n = len(self._lines)
+        cont = np.array([t.continuation for t in self.templates], dtype=bool)[self.key]
+        head = np.where(cont, 0, np.arange(n))
+        self.record = np.maximum.accumulate(head) if n else head
+        self.n = n
+
+    def lines(self) -> list[str]:
+        return self._lines
+
+    def carries(self, where: list[tuple[int, int]]) -> np.ndarray:
+        """Which records hold a name found at these (template, slot) places."""
+        mask = np.zeros(self.n, dtype=bool)
+        templates = np.zeros(len(self.templates), dtype=bool)
+        templates[[k for k, _ in where]] = True
+        mask[self.record[templates[self.key]]] = True
+        return mask
+
+    def carried_by(self, keep: np.ndarray, index: dict) -> list[str]:
+        """The names that the kept records hold, in the index's order."""
+        used = np.zeros(len(self.templates), dtype=bool)
+        used[np.unique(self.key[keep[self.record]])] = True
+        return [n for n, where in index.items() if any(used[k] for k, _ in where)]
+
+    def name_index(self) -> tuple[dict[str, list[tuple[int, int]]], dict[str, int]]:
+        """name -> [(template index, slot)], names in order of how many lines carry them;
+        and name -> that number of lines."""
+        counts = np.bincount(self.key, minlength=len(self.templates))
+        out: dict[str, list[tuple[int, int]]] = {}
+        weight: dict[str, int] = {}
+        for k, t in enumerate(self.templates):
+            for slot, name in t.names.items():
+                out.setdefault(name, []).append((k, slot))
+                weight[name] = weight.get(name, 0) + int(counts[k])
+        return {n: out[n] for n in sorted(out, key=lambda n: -weight[n])}, weight
+
+    def values(self, k: int, wanted: dict[int, str]) -> tuple[np.ndarray, dict]:
+        """The line numbers of template ``k`` and, by name, the numbers in the wanted slots
+        (slot -> name)."""
+        where = np.flatnonzero(self.key == k)
+        lines = self._lines
+        joined = "\n".join([lines[i] for i in where])
+        out, rest = {}, {}
+        for chain in _chains(sorted(wanted)):
+            got = _anchored(self.templates[k].key, chain, joined, len(where))
+            if got is None:
+                rest.update({slot: wanted[slot] for slot in chain})
+            else:
+                out.update(zip([wanted[slot] for slot in chain], _columns_of(got, len(chain))))
+        if not rest:
+            return where, out
+        slots = sorted(rest)
+        rx = _template_regex(self.templates[k].key, slots)
+        found = rx.findall(joined)
+        if len(slots) == 1:
+            found = [(f,) for f in found]
+        if len(found) != len(where):  # some lines of this shape have another template
+            got = [rx.fullmatch(lines[i]) for i in where]
+            odd = [i for i, g in zip(where, got) if g is None]
+            where = np.r_[where[[g is not None for g in got]], odd].astype(np.int64)
+            found = [g.groups() for g in got if g is not None] + \
+                [_own(lines[i], [wanted[s] for s in slots]) for i in odd]
+            slots = sorted(wanted)
+            out = {}
+        out.update({wanted[s]: _floats([f[j] for f in found]) for j, s in enumerate(slots)})
+        return where, out
+
+
+def _chains(slots: list[int], gap: int = 3) -> list[list[int]]:
+    """Wanted slots close together, read by one regex."""
+    out: list[list[int]] = []
+    for slot in slots:
+        if out and slot - out[-1][-1] <= gap:
+            out[-1].append(slot)
+        else:
+            out.append([slot])
+    return out
+
+
+def _anchored(key: str, chain: list[int], joined: str, n: int) -> list | None:
+    """The numbers of some slots on every line (one list per slot), found after the literal
+    text before the first of them (a regex that starts with a literal skips at memchr
+    speed): the text between that slot and the one before it, or more slots back while
+    that text also occurs elsewhere in the line. None when no anchor occurs once per line."""
+    pieces = key.split(SLOT)
+    start = chain[0]
+    for first in range(start, max(start - 3, -1), -1):
+        anchor = pieces[first].lstrip(" \t")
+        if len(anchor.strip()) < 2:
+            continue
+        part = SLOT.join([anchor, *pieces[first + 1: chain[-1] + 1]]) + SLOT
+        rx = _template_regex(part, [c - first for c in chain], anchored=False)
+        found = rx.findall(joined)
+        if len(found) == n:
+            return found
+    return None
+
+
+def _columns_of(found: list, k: int) -> list[np.ndarray]:
+    """Float columns from findall's strings (tuples of ``k`` when ``k`` > 1)."""
+    if k == 1:
+        return [_floats(found)]
+    try:  # numpy parses the whole table of strings at once
+        table = np.array(found, dtype=np.float64).reshape(len(found), k)
+        return [table[:, j] for j in range(k)]
+    except ValueError:
+        return [_floats([f[j] for f in found]) for j in range(k)]
+
+
+def _own(line: str, names: list[str]) -> tuple:
+    """The numbers of the named slots of one line read with its own template ('nan' for a
+    name it does not have)."""
+    t = Template(_key(_NUMBER.sub(SLOT, line)))
+    slot_of = {name: slot for slot, name in t.names.items()}
+    have = sorted(slot_of[n] for n in names if n in slot_of)
+    m = _template_regex(t.key, have).fullmatch(line) if have else None
+    got = dict(zip(have, m.groups() if m else ()))
+    return tuple(got.get(slot_of.get(n, -1), "nan") for n in names)
+
+
+def _key(template: str) -> str:
+    t = re.sub(r"[ \t]*\x00[ \t]*", SLOT, template.strip(" \t")) if SLOT in template \
+        else template.strip(" \t")
+    lead = template[: len(template) - len(template.lstrip(" \t"))]
+    return (" " if lead else "") + _SPACES.sub(lambda m: "\t" if "\t" in m.group() else "  ", t)
+
+
+#: A number token that is passed over (not captured): cheaper than a full number, and
+#: enough, since the lines read with a template all have its shape.
+_SKIP = r"[-+]?[\w.%]++(?:(?<=[eE])[-+]\d++)?+(?:,\d{3}(?!\d)[\w.]*+)*+"
+
+
+def _template_regex(key: str, capture: list[int], anchored: bool = True) -> re.Pattern:
+    """The lines of one template, capturing the numbers of the ``capture`` slots (the rest of
+    a line after the last of them is not looked at). Spaces around a slot are optional
+    (padding), and nothing backtracks into a number (possessive and atomic), so a long
+    template (a config dump) costs no more than a short one."""
+    out, slot = [r"(?m)^[ \t]*+" if anchored else ""], 0
+    parts = [p for p in re.split(r"(\x00|\t|  | )", key.lstrip(" ")) if p]
+    last = max(capture, default=-1)
+    for i, part in enumerate(parts):
+        if part == SLOT:
+            if slot in capture:  # a unit (1.86G, 45%) is stripped by _floats
+                out.append(rf"[ \t]*+({_SKIP})")
+            else:
+                out.append(rf"[ \t]*+{_SKIP}")
+            if slot == last:
+                if not anchored:
+                    return re.compile("".join(out))
+                out.append(r"[^\n]*+")
+                break
+            if i + 1 == len(parts) or parts[i + 1] not in ("\t", "  ", " "):
+                out.append(r"[ \t]*+")  # padding the template dropped
+            slot += 1
+        elif part == "\t":
+            out.append(r"[ \t]*?\t[ \t]*+")
+        elif part == "  ":
+            out.append(" {2,}+")
+        else:
+            out.append(re.escape(part))
+    out.append(r"[ \t]*+$")
+    return re.compile("".join(out))
+
+
+_UNIT = re.compile(r"(?<=[\d.])[A-Za-z%]+$")
+
+
+def _floats(values: list[str]) -> np.ndarray:
+    try:
+        return np.array(values, dtype=np.float64)
+    except ValueError:  # thousands commas, units, quotes
+        try:
+            return np.array([_UNIT.sub("", v.replace(",", "")) for v in values],
+                            dtype=np.float64)
+        except ValueError:
+            return np.array([_number(v) for v in values], dtype=np.float64)
+
+
+def _number(v: str) -> float:
+    try:
+        return float(_UNIT.sub("", v.replace(",", "")))
+    except ValueError:
+        return float("nan")
+
+
+def read(text: str, src: str, *, step=None, metric=None, lr_column=None,
+         lines: Lines | None = None) -> tuple[list, int]:
+    """Histories from generic ``name: value`` lines, and the number of loss rows read.
+
+    Raises LrDoctorError when no name is a loss (saying which names were seen).
+    """
+    lines = lines or Lines(text)
+    index, count = lines.name_index()
+    names = list(index)
+    if not names:
+        raise LrDoctorError("no loss found in this text: no line pairs a name with a number",
+                            src)
+    for given, flag in ((step, "--step"), (metric, "--metric"), (lr_column, "--lr-column")):
+        if given is not None and C.find(names, [], given) is None:
+            raise LrDoctorError(f"no name {given!r} in this text ({flag}); names seen: "
+                                f"{_seen(names)}", src)
+    # First the loss (and validation loss): they say which records are rows. A loss-like
+    # name written far more rarely than the most frequent one (a config dump's
+    # 'aux_loss_weight=0.01', a run's final summary) is not a candidate.
+    losses = {n: count[n] for n in names
+              if (r := C.read_loss_name(n)) is not None and not r.validation}
+    rare = {n for n, k in losses.items() if k < 0.1 * max(losses.values())} if losses else set()
+    try:
+        first = _table.Selection([n for n in names if n not in rare], step=step,
+                                 metric=metric, lr_column=lr_column, source=src)
+    except LrDoctorError:
+        raise LrDoctorError(f"numbers but no loss in this text; names seen: {_seen(names)}; "
+                            "none is a loss; pass --metric NAME", src) from None
+    loss_names = first.parts or [first.loss]
+    loss_rec = np.logical_and.reduce([lines.carries(index[n]) for n in loss_names])
+    keep = loss_rec | (lines.carries(index[first.val]) if first.val else False)
+    records = np.flatnonzero(keep)
+    # then every role among the names those rows carry (an 'lr' in a config dump is not
+    # the LR of the loss lines)
+    on_rows = lines.carried_by(keep, index)
+    sel = _table.Selection(on_rows, step=step, metric=metric, lr_column=lr_column,
+                           source=src)
+    row_of = np.full(lines.n, -1, dtype=np.int64)
+    row_of[records] = np.arange(len(records))
+    steps = _step_names(sel, on_rows, step)
+    # which slots are needed, template by template (a total for the step's and epoch's)
+    need: dict[int, dict[int, str]] = {}
+    for name in dict.fromkeys([*sel.numeric(), *steps]):
+        for k, slot in index[name]:
+            need.setdefault(k, {})[slot] = name
+            total = lines.templates[k].totals.get(name)
+            if total is not None and name in (*steps, sel.epoch):
+                need[k][total] = f"{name}/total"
+    cols: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    for k, slots in need.items():
+        where, vals = lines.values(k, slots)
+        rows = row_of[lines.record[where]]
+        ok = rows >= 0
+        for name, got in vals.items():
+            v, p = cols.setdefault(name, (np.full(len(records), np.nan),
+                                          np.zeros(len(records), dtype=bool)))
+            v[rows[ok]] = got[ok]
+            p[rows[ok]] = True
+    empty = (np.full(len(records), np.nan), np.zeros(len(records), dtype=bool))
+    get = (lambda name: cols.get(name, empty))
+    notes = ["read as generic 'name: value' lines"]
+    skipped = _skipped(lines, keep)
+    if skipped:
+        notes[0] += f"; {skipped:,} line(s) without a loss skipped"
+    if len(steps) > 1:  # nanoGPT's 'iter N: loss' and 'step N: val loss': one step column
+        v, p = get(steps[0])
+        v, p = v.copy(), p.copy()
+        for other in steps[1:]:
+            ov, op = get(other)
+            fill = ~p & op
+            v[fill], p[fill] = ov[fill], True
+        cols[steps[0]] = (v, p)
+    step_values = _step(sel, get, step)
+    if step_values is not None:
+        cols["\x00step"] = (step_values, np.isfinite(step_values))
+        sel.step = "\x00step"
+    elif step is None:
+        sel.step = None  # line order
+        notes.append("no step in the lines: the line order is the step")
+    hist = _table.build(sel, get, None, path=src, notes=notes)
+    return hist, int(loss_rec.sum())
+
+
+def _step_names(sel, names: list[str], given) -> list[str]:
+    """The step column and, after it, other step names that fill its gaps (rows that print
+    their step under another name)."""
+    if sel.step is None or given is not None or sel.step == sel.epoch:
+        return [sel.step] if sel.step is not None else []
+    others = [n for n in names if n != sel.step and C.find([n], C.STEP) is not None
+              and C.normalize(n) not in ("batch",)]
+    return [sel.step, *others]
+
+
+def _skipped(lines: Lines, keep: np.ndarray) -> int:
+    """Lines with text that belong to no kept record."""
+    blank = np.array([t.key.strip() == "" for t in lines.templates], dtype=bool)[lines.key]
+    return int((~keep[lines.record] & ~blank).sum())
+
+
+def _step(sel, get, given) -> np.ndarray | None:
+    """The step of each row: a counter within an epoch made one increasing step; None for
+    the line order (no step, or an epoch that is a fraction, as Hugging Face prints it)."""
+    if sel.step is None:
+        return None
+    s, present = get(sel.step)
+    if given is not None:
+        return s
+    if sel.step == sel.epoch:
+        whole = s[present]
+        return s if len(whole) and np.array_equal(whole, np.round(whole)) else None
+    if sel.epoch is None or C.normalize(sel.step) not in _WITHIN_EPOCH:
+        return s
+    e, e_present = get(sel.epoch)
+    both = present & e_present
+    if both.sum() < 1 or not np.array_equal(e[both], np.round(e[both])):
+        return s
+    total, _ = get(f"{sel.step}/total")
+    eb, sb = e[both], s[both]
+    resets = (np.diff(eb) > 0) & (np.diff(sb) < 0)
+    known = np.isfinite(total[both]).all()
+    one_epoch = len(np.unique(eb)) == 1
+    if not resets.any() and not (known and one_epoch and C.normalize(sel.step) == "batch"):
+        return s  # a global counter that does not restart with the epoch
+    out = np.full(len(s), np.nan)
+    if known:
+        base = 0 if eb.min() == 0 else 1
+        out[both] = (eb - base) * total[both] + sb
+    else:  # the counter restarts: each epoch continues from the last count of the one before
+        offset = np.r_[0.0, np.cumsum(np.where(resets, sb[:-1], 0.0))]
+        out[both] = sb + offset
+    # rows without the counter (a validation line) keep the step of the row before them
+    idx = np.where(np.isfinite(out), np.arange(len(out)), -1)
+    idx = np.maximum.accumulate(idx)
+    filled = np.where(idx >= 0, out[np.maximum(idx, 0)], np.nan)
+    return filled
+
+
+def _seen(names: list[str], most: int = 12) -> str:
+    shown = ", ".join(names[:most])
+    return shown + (f", ... ({len(names)} in all)" if len(names) > most else "")
