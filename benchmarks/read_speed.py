@@ -13,6 +13,10 @@ the best existing Python readers of those formats, in one run.
   record per row, in 32 KiB blocks). wandb itself no longer ships a reader for these files,
   so the baseline is lrdoctor's own general record-by-record decoder (one run, it is slow).
 
+- Console text: a 1e6-line mmengine-like log (``Epoch(train) [e][i/1000]  lr: ...  loss:
+  ...``) and a 1e6-line Hugging Face console log (``{'loss': ..., 'grad_norm': ...}``), read
+  by the generic text reader (lines per second are printed too); there is no baseline.
+
 Each reader runs in a fresh process (imports included, as a user would see them), best of 3.
 tbparse and tensorboard are optional: missing ones are reported, not measured.
 
@@ -115,6 +119,26 @@ def write_wandb(path: Path, n: int) -> Path:
     return wandb_write(path, rows, name="bench")
 
 
+def write_mmengine(path: Path, n: int) -> None:
+    rng = np.random.default_rng(0)
+    loss = (0.2 + 2.1 * np.exp(-30 * np.arange(n) / n)) * np.exp(rng.normal(0, 0.1, n))
+    with open(path, "w") as f:
+        for s in range(n):
+            e, i = divmod(s, 1000)
+            f.write(f"10/30 22:18:02 - mmengine - INFO - Epoch(train) [{e + 1}][{i + 1:4d}/1000]"
+                    f"  lr: 1.9870e-04  eta: 2:46:39  time: 2.8906  data_time: 0.0042  memory: "
+                    f"10762  loss: {loss[s]:.4f}  grad_norm: 3.0608\n")
+
+
+def write_hf_console(path: Path, n: int) -> None:
+    rng = np.random.default_rng(0)
+    loss = (0.2 + 2.1 * np.exp(-30 * np.arange(n) / n)) * np.exp(rng.normal(0, 0.1, n))
+    with open(path, "w") as f:
+        for s in range(n):
+            f.write(f"{{'loss': {loss[s]:.4f}, 'grad_norm': {loss[s] * 3:.6f}, "
+                    f"'learning_rate': 0.0001, 'epoch': {s / n * 3:.2f}}}\n")
+
+
 def timed(name: str, path: Path, repeats: int = REPEATS) -> float | None:
     best = None
     for _ in range(repeats):
@@ -155,6 +179,15 @@ def main(n: int) -> None:
     print(f"W&B run file: {wb.stat().st_size / 2**20:.0f} MiB")
     report({"lrdoctor": timed("lrdoctor", wb), "record by record": timed("record by record",
                                                                           wb, repeats=1)})
+    for label, write, name in (("mmengine-like console log", write_mmengine, "mm.log"),
+                               ("Hugging Face console log", write_hf_console, "hf.log")):
+        path = tmp / name
+        write(path, n)
+        print(f"{label}: {path.stat().st_size / 2**20:.0f} MiB, {n:,} lines "
+              "(generic text reader)")
+        t = timed("lrdoctor", path)
+        if t is not None:
+            print(f"  {'lrdoctor':<28} {t:7.2f} s  ({n / t:,.0f} lines/s)")
 
 
 def report(results: dict) -> None:

@@ -86,7 +86,8 @@ class Template:
                 context.append(before)
             if name is None and bare in ("][", "] [") and C.normalize(prev or "") == "epoch":
                 name = "batch"  # mmengine's Epoch(train) [1][200/735]
-            if name is None and bare.endswith("|") and "epoch" in self.names.values():
+            if name is None and bare.endswith("|") and \
+                    "epoch" in map(C.normalize, self.names.values()):
                 name = "batch"  # a progress bar's n/total within an epoch
             if name is not None and name not in self.names.values():
                 self.names[i] = name
@@ -412,8 +413,25 @@ def read(text: str, src: str, *, step=None, metric=None, lr_column=None,
     elif step is None:
         sel.step = None  # line order
         notes.append("no step in the lines: the line order is the step")
+    if sel.step is not None and sel.step != sel.epoch:
+        _keep_last_redraw(cols, get(sel.step)[0], loss_names)
     hist = _table.build(sel, get, None, path=src, notes=notes)
     return hist, int(loss_rec.sum())
+
+
+def _keep_last_redraw(cols: dict, step: np.ndarray, loss_names: list[str]) -> None:
+    """A progress bar redrawn at one step (``\\r``) leaves a loss per redraw: the last one
+    written before the step moves on is the step's. Consecutive loss rows at one step lose
+    their loss, in place."""
+    present = np.logical_and.reduce([cols[n][1] for n in loss_names])
+    rows = np.flatnonzero(present)
+    if len(rows) < 2:
+        return
+    s = step[rows]
+    redrawn = rows[:-1][s[:-1] == s[1:]]
+    for n in loss_names:
+        cols[n][1][redrawn] = False
+        cols[n][0][redrawn] = np.nan
 
 
 def _step_names(sel, names: list[str], given) -> list[str]:
@@ -451,7 +469,10 @@ def _step(sel, get, given) -> np.ndarray | None:
         return s
     total, _ = get(f"{sel.step}/total")
     eb, sb = e[both], s[both]
-    resets = (np.diff(eb) > 0) & (np.diff(sb) < 0)
+    # the counter restarts while the epoch never goes back (a progress bar may show the new
+    # epoch's 0/N under the old epoch's number before it redraws)
+    de, ds = np.diff(eb), np.diff(sb)
+    resets = ((ds < 0) & (de >= 0)) | ((de > 0) & (ds <= 0))
     known = np.isfinite(total[both]).all()
     one_epoch = len(np.unique(eb)) == 1
     if not resets.any() and not (known and one_epoch and C.normalize(sel.step) == "batch"):
@@ -460,6 +481,9 @@ def _step(sel, get, given) -> np.ndarray | None:
     if known:
         base = 0 if eb.min() == 0 else 1
         out[both] = (eb - base) * total[both] + sb
+        # n = 0 of an epoch is where the one before ended: that step, not a new one
+        zero = np.flatnonzero(both)[sb == 0]
+        out[zero[zero > 0]] = np.nan
     else:  # the counter restarts: each epoch continues from the last count of the one before
         offset = np.r_[0.0, np.cumsum(np.where(resets, sb[:-1], 0.0))]
         out[both] = sb + offset
