@@ -75,6 +75,13 @@ def _reading_options(a) -> None:
                    choices=list(FORMATS), metavar="NAME",
                    help="force the log format (default: found from the content, then the "
                         "name); 'lrdoctor formats' lists them")
+    g = a.add_mutually_exclusive_group()
+    g.add_argument("--sweep", action="store_true",
+                   help="the runs given are one model at several LRs: judge them as one sweep "
+                        "(default: runs whose names differ only by an LR and seed token are "
+                        "grouped by themselves)")
+    g.add_argument("--no-sweep", action="store_true",
+                   help="judge every run on its own curve only")
     a.add_argument("--pattern", metavar="REGEX",
                    help="read plain-text logs with this regular expression: named groups "
                         "loss (required), step, lr, val_loss")
@@ -186,6 +193,15 @@ def collect(args, *, progress: bool) -> tuple[list, list]:
     return diagnoses, errors
 
 
+def sweeps_of(args, diagnoses: list) -> list:
+    """The sweeps among the runs (``--sweep``: all of them; ``--no-sweep``: none)."""
+    if args.no_sweep or len(diagnoses) < 2:
+        return []
+    from lrdoctor.sweep import find_sweeps
+
+    return find_sweeps(diagnoses, explicit=args.sweep)
+
+
 def _check_common(args) -> bool:
     if args.lr is not None and not args.lr > 0:
         _err(f"--lr must be a positive number, not {args.lr}")
@@ -203,6 +219,7 @@ def analyze_command(args) -> int:
         _err(f"--plot {args.plot}: the file must end in .png, .svg or .pdf")
         return 2
     diagnoses, errors = collect(args, progress=args.format == "text")
+    sweeps = sweeps_of(args, diagnoses)
     figures = []
     if args.plot and diagnoses:
         from lrdoctor.plot import save
@@ -216,11 +233,11 @@ def analyze_command(args) -> int:
             _err(f"{args.plot}: could not write the figure ({exc})")
             errors.append(LrDoctorError(f"figure not written: {exc}", args.plot))
     if args.format == "json":
-        print(json_document(diagnoses, errors))
+        print(json_document(diagnoses, errors, sweeps))
     else:
         color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty()
                                            and not os.environ.get("NO_COLOR"))
-        sys.stdout.write(text_report(diagnoses, color=color))
+        sys.stdout.write(text_report(diagnoses, color=color, sweeps=sweeps))
         for path in figures:
             print(f"figure written to {path}")
     return 2 if errors else 0
@@ -239,8 +256,9 @@ def report_command(args) -> int:
     if not diagnoses:
         _err("nothing could be analyzed: no report written")
         return 2
+    sweeps = sweeps_of(args, diagnoses)
     try:
-        written = write_report(diagnoses, out, errors=errors, logy=args.logy)
+        written = write_report(diagnoses, out, errors=errors, logy=args.logy, sweeps=sweeps)
     except OSError as exc:
         _err(f"{out}: could not write the report ({exc.strerror or exc})")
         return 2

@@ -60,6 +60,8 @@ class Diagnosis:
     notes: list[str] = field(default_factory=list)
     #: the prepared curve the detectors read (reused by the figure, not recomputed)
     curve: detect.Curve | None = field(default=None, repr=False, compare=False)
+    #: the sweep this run was judged in (``lrdoctor.sweep``), if any
+    sweep: object = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict:
         """The run object of ``lrdoctor analyze --format json`` (docs/json_contract.md)."""
@@ -82,6 +84,8 @@ class Diagnosis:
             "recommendation": self.recommendation.to_dict(),
             "notes": list(self.notes),
             "other_metrics": list(self.history.available),
+            "basis": "sweep" if self.sweep is not None and
+                     self.sweep.best_lr is not None else "curve",
         }
 
     def plot(self, ax=None, **kwargs):

@@ -215,10 +215,19 @@ def plot_sweep(diagnoses: list, fig=None, *, logy: bool | None = None):
         if ok.sum() > 1:
             order = np.argsort(lrs[ok])
             ax_lr.plot(lrs[ok][order], f[ok][order], color=COLORS["raw"], lw=0.8, zorder=0)
-            best = np.flatnonzero(ok)[np.argmin(f[ok])]
-            ax_lr.annotate(f"lowest: LR {lrs[best]:.2g}", (lrs[best], f[best]),
-                           xytext=(0, 8), textcoords="offset points", fontsize=7,
-                           ha="center")
+            est = next((d.sweep for d in diagnoses if d.sweep is not None
+                        and d.sweep.best_lr is not None), None)
+            if est is not None:  # the sweep's estimate and its good range
+                ax_lr.axvspan(*est.best_lr_range, color=COLORS["lr"], alpha=0.12, lw=0)
+                ax_lr.axvline(est.best_lr, color=COLORS["lr"], lw=1, ls="--")
+                ax_lr.annotate(f"best LR ~ {est.best_lr:.2g}", (est.best_lr, 1),
+                               xycoords=("data", "axes fraction"), xytext=(0, -10),
+                               textcoords="offset points", fontsize=7, ha="center")
+            else:
+                best = np.flatnonzero(ok)[np.argmin(f[ok])]
+                ax_lr.annotate(f"lowest: LR {lrs[best]:.2g}", (lrs[best], f[best]),
+                               xytext=(0, 8), textcoords="offset points", fontsize=7,
+                               ha="center")
         if diverged.any():  # runs that went non-finite: marked at the top edge
             top = np.nanmax(f[ok]) * (3 if logy else 1.2) if ok.any() else 1.0
             ax_lr.plot(lrs[diverged], np.full(diverged.sum(), top), "X",

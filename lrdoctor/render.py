@@ -50,8 +50,9 @@ def advice_line(d) -> str:
     return f"{what}   (rule: {r.rule})"
 
 
-def text_report(diagnoses: list, *, color: bool = False) -> str:
-    """Verdict first, then the evidence, then the advice; plain text when piped."""
+def text_report(diagnoses: list, *, color: bool = False, sweeps: list = ()) -> str:
+    """Verdict first, then the evidence, then the advice; plain text when piped. Each sweep
+    (``lrdoctor.sweep``) gets a block before the summary table."""
     def paint(s, verdict):
         return f"\033[1;{_COLOR[verdict]}m{s}\033[0m" if color else s
 
@@ -80,6 +81,8 @@ def text_report(diagnoses: list, *, color: bool = False) -> str:
             more = "" if len(d.history.available) <= 6 else ", ..."
             out.append(f"     other loss columns: {shown}{more} (choose with --metric)")
         out.append("")
+    for sw in sweeps:
+        out.extend(sweep_block(sw))
     if len(diagnoses) > 1:
         out.append(summary_table(diagnoses, paint))
         out.append(f"{len(diagnoses)} runs: " + ", ".join(
@@ -87,6 +90,20 @@ def text_report(diagnoses: list, *, color: bool = False) -> str:
             for v in ("too_high", "too_low", "ok", "unknown")
             if any(d.verdict == v for d in diagnoses)))
     return "\n".join(out).rstrip() + "\n" if out else ""
+
+
+def sweep_block(sw) -> list[str]:
+    """The lines that report one sweep: its estimate, its grid, how it was grouped."""
+    out = [f"SWEEP  {sw.summary()}", f"  grouped: {sw.grouped_by}", f"  basis: {sw.basis}"]
+    grid = sw.grid
+    cells = [f"{lr:.2g}: {'diverged' if not math.isfinite(r) else f'{r:.4g}'}"
+             for lr, r in zip(grid["lrs"], grid["result"])]
+    out.append("  final loss by LR: " + ", ".join(cells))
+    if sw.val_best_lr is not None:
+        out.append(f"  validation loss's pick: LR {sw.val_best_lr:.2g}")
+    out.extend(f"  note: {n}" for n in sw.notes)
+    out.append("")
+    return out
 
 
 def summary_table(diagnoses: list, paint=lambda s, v: s) -> str:
@@ -114,11 +131,13 @@ def _clean(o):
     return o
 
 
-def json_document(diagnoses: list, errors: list[LrDoctorError]) -> str:
-    """The document of docs/json_contract.md (strict JSON: no NaN/Infinity tokens)."""
+def json_document(diagnoses: list, errors: list[LrDoctorError], sweeps: list = ()) -> str:
+    """The document of docs/json_contract.md (strict JSON: no NaN/Infinity tokens), with
+    the ``sweeps`` found among the runs."""
     doc = {"lrdoctor": __version__,
            "runs": [d.to_dict() for d in diagnoses],
-           "errors": [{"source": e.source, "message": e.message} for e in errors]}
+           "errors": [{"source": e.source, "message": e.message} for e in errors],
+           "sweeps": [s.to_dict() for s in sweeps]}
     return json.dumps(_clean(doc), indent=2, allow_nan=False)
 
 

@@ -44,19 +44,35 @@ def _span(f) -> str:
     return f"{start}..{'end' if f.end is None else format(f.end, 'g')}"
 
 
-def write_report(diagnoses: list, path, *, errors=(), logy=None) -> list[Path]:
+def write_report(diagnoses: list, path, *, errors=(), logy=None, sweeps=()) -> list[Path]:
     """Write the report; the format follows the extension (.html/.htm or .md). Returns the
-    files written (the report first)."""
+    files written (the report first). ``sweeps`` (``lrdoctor.sweep.find_sweeps``) get a
+    table of their estimates."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     per_run, sweep = _figures(diagnoses, logy)
     if path.suffix.lower() == ".md":
-        return _markdown(diagnoses, path, per_run, sweep, errors)
-    path.write_text(html_report(diagnoses, per_run, sweep, errors), encoding="utf-8")
+        return _markdown(diagnoses, path, per_run, sweep, errors, sweeps)
+    path.write_text(html_report(diagnoses, per_run, sweep, errors, sweeps), encoding="utf-8")
     return [path]
 
 
-def html_report(diagnoses: list, per_run: list[bytes], sweep: bytes | None, errors=()) -> str:
+def _sweep_rows(sweeps) -> list[tuple[str, ...]]:
+    """One row per sweep: runs, LRs, best LR, its range, edge, validation's pick."""
+    def lr(v):
+        return "-" if v is None else f"{v:.2g}"
+
+    return [(str(len(s.runs)), str(len(s.grid.get("lrs", ()))), lr(s.best_lr),
+             "-" if s.best_lr_range is None else f"{lr(s.best_lr_range[0])}-"
+             f"{lr(s.best_lr_range[1])}", s.edge or "-", lr(s.val_best_lr),
+             "; ".join(s.notes) or "-") for s in sweeps]
+
+
+_SWEEP_HEAD = ("runs", "LRs", "best LR", "good range", "edge", "validation's pick", "notes")
+
+
+def html_report(diagnoses: list, per_run: list[bytes], sweep: bytes | None, errors=(),
+                sweeps=()) -> str:
     e = html.escape
 
     def img(png: bytes, alt: str) -> str:
@@ -75,6 +91,12 @@ def html_report(diagnoses: list, per_run: list[bytes], sweep: bytes | None, erro
                    f'<td class="{e(d.verdict)}">{e(d.verdict)}</td>'
                    f"<td>{e(short_advice(d))}</td><td>{e(d.recommendation.rule)}</td></tr>")
     out.append("</tbody></table>")
+    if sweeps:
+        out.append("<h2>Sweeps</h2><table><thead><tr>" +
+                   "".join(f"<th>{h}</th>" for h in _SWEEP_HEAD) + "</tr></thead><tbody>")
+        out += ["<tr>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>"
+                for row in _sweep_rows(sweeps)]
+        out.append("</tbody></table>")
     if errors:
         out.append("<h2>Inputs that could not be read</h2><ul>")
         out += [f'<li class="err">{e(str(x))}</li>' for x in errors]
@@ -118,7 +140,7 @@ def _safe_name(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", s).strip("._") or "run"
 
 
-def _markdown(diagnoses, path: Path, per_run, sweep, errors) -> list[Path]:
+def _markdown(diagnoses, path: Path, per_run, sweep, errors, sweeps=()) -> list[Path]:
     folder = path.with_name(path.stem + "_files")
     folder.mkdir(exist_ok=True)
     written = [path]
@@ -141,6 +163,11 @@ def _markdown(diagnoses, path: Path, per_run, sweep, errors) -> list[Path]:
         out.append(f"| {m(d.run)} | {_lr(d.current_lr)} | **{d.verdict}** | "
                    f"{short_advice(d)} | {d.recommendation.rule} |")
     out.append("")
+    if sweeps:
+        out += ["## Sweeps", "", "| " + " | ".join(_SWEEP_HEAD) + " |",
+                "|" + "---|" * len(_SWEEP_HEAD)]
+        out += ["| " + " | ".join(m(c) for c in row) + " |" for row in _sweep_rows(sweeps)]
+        out.append("")
     if errors:
         out += ["## Inputs that could not be read", ""] + [f"- {m(str(x))}" for x in errors]
         out.append("")

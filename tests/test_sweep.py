@@ -1,0 +1,169 @@
+"""lrdoctor/sweep.py: several runs of one model at different LRs, judged against each other."""
+import json
+
+import numpy as np
+import pytest
+
+import lrdoctor
+from lrdoctor.cli import main
+from lrdoctor.sweep import find_sweeps, group_key
+
+
+def sweep_curve(lr, best=1e-3, n=400, seed=0, diverge_above=None):
+    """A run whose final loss is U-shaped in log10(LR) around ``best``: below it the loss
+    falls slowly (rate grows with the LR), above it the floor rises (noise of a large step)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / n
+    d = np.log10(lr / best)
+    rate = 40 * min(1.0, 10 ** d)            # slower below the best
+    floor = 0.2 + 0.3 * max(0.0, d) ** 2     # higher floor above it
+    x = (floor + 2.1 * np.exp(-rate * t)) * np.exp(rng.normal(0, 0.02, n))
+    if diverge_above is not None and lr > diverge_above:
+        x[n // 2:] = np.nan
+    return x
+
+
+def write_sweep(folder, lrs, *, model="mlp", seeds=(0,), val=None, **kw):
+    folder.mkdir(parents=True, exist_ok=True)
+    for lr in lrs:
+        for s in seeds:
+            x = sweep_curve(lr, seed=s, **kw)
+            cols = ["step,loss,lr" + (",val_loss" if val else "")]
+            for i, v in enumerate(x):
+                row = f"{i},{v},{lr}"
+                if val:
+                    row += f",{val(lr) if i == len(x) - 1 else ''}"
+                cols.append(row)
+            (folder / f"{model}__lr{lr:g}__s{s}.csv").write_text("\n".join(cols) + "\n")
+    return folder
+
+
+def analyze_json(capsys, *args):
+    code = main(["analyze", *map(str, args), "--format", "json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+GRID = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1]
+
+
+def test_the_best_lr_is_estimated_and_each_run_judged_against_it(tmp_path, capsys):
+    write_sweep(tmp_path, GRID, seeds=(0, 1))
+    code, doc = analyze_json(capsys, tmp_path)
+    assert code == 0
+    [sw] = doc["sweeps"]
+    assert len(sw["runs"]) == 10 and sw["edge"] is None
+    assert abs(np.log10(sw["best_lr"] / 1e-3)) < 0.5
+    lo, hi = sw["best_lr_range"]
+    assert lo <= 1e-3 <= hi and "final training loss" in sw["basis"]
+    by_lr = {r["current_lr"]: r for r in doc["runs"]}
+    assert by_lr[1e-5]["recommendation"]["action"] == "raise"
+    assert by_lr[1e-1]["recommendation"]["action"] == "lower"
+    assert by_lr[1e-3]["recommendation"]["action"] == "keep"
+    assert by_lr[1e-5]["recommendation"]["suggested_lr"] == pytest.approx(sw["best_lr"],
+                                                                         rel=0.05)
+    assert by_lr[1e-1]["basis"] == "sweep" and by_lr[1e-1]["findings"] is not None
+    assert any("own curve says" in n for n in by_lr[1e-5]["recommendation"]["notes"])
+
+
+def test_the_best_at_an_edge_says_so_and_leans_on_the_run_curves(tmp_path, capsys):
+    write_sweep(tmp_path, [1e-6, 1e-5, 1e-4])  # the best (1e-3) lies above the grid
+    _, doc = analyze_json(capsys, tmp_path)
+    [sw] = doc["sweeps"]
+    assert sw["edge"] == "high" and sw["best_lr"] == pytest.approx(1e-4)
+    assert any("try 3x and 10x more" in n for n in sw["notes"])
+    top = next(r for r in doc["runs"] if r["current_lr"] == 1e-4)
+    # the run at the edge: its own (slow) curve decides, not "keep the best"
+    assert top["recommendation"]["action"] == "raise"
+
+
+def test_a_diverged_run_counts_as_worst(tmp_path, capsys):
+    write_sweep(tmp_path, GRID, diverge_above=1e-2)
+    _, doc = analyze_json(capsys, tmp_path)
+    [sw] = doc["sweeps"]
+    assert sw["final_loss"][-1] is None  # inf in the JSON: null
+    top = next(r for r in doc["runs"] if r["current_lr"] == 1e-1)
+    assert top["verdict"] == "too_high" and sw["best_lr"] < 1e-2
+
+
+def test_the_validation_pick_is_given_when_it_disagrees(tmp_path, capsys):
+    write_sweep(tmp_path, GRID, val=lambda lr: 1 + abs(np.log10(lr / 1e-4)))
+    _, doc = analyze_json(capsys, tmp_path)
+    [sw] = doc["sweeps"]
+    assert sw["val_best_lr"] == pytest.approx(1e-4)
+    assert any("validation loss picks LR 0.0001" in n for n in sw["notes"])
+
+
+def test_different_models_are_never_mixed(tmp_path, capsys):
+    write_sweep(tmp_path, GRID, model="mlp")
+    write_sweep(tmp_path, GRID, model="cnn", best=1e-2)
+    _, doc = analyze_json(capsys, tmp_path)
+    assert len(doc["sweeps"]) == 2
+    for sw in doc["sweeps"]:
+        models = {r.split("/")[-1].split("__")[0] for r in sw["runs"]}
+        assert len(models) == 1
+    cnn = next(s for s in doc["sweeps"] if "cnn" in s["runs"][0])
+    assert abs(np.log10(cnn["best_lr"] / 1e-2)) < 0.5
+
+
+def test_grouping_by_name_tokens():
+    class D:  # the two attributes grouping reads
+        def __init__(self, run, source, metric="loss"):
+            self.run, self.source, self.metric = run, source, metric
+
+    a = group_key(D("net_lr0.001_seed1", "runs/net_lr0.001_seed1.csv"))
+    b = group_key(D("net_lr3e-4_seed2", "runs/net_lr3e-4_seed2.csv"))
+    c = group_key(D("net_wd0.1_lr3e-4", "runs/net_wd0.1_lr3e-4.csv"))
+    v0 = group_key(D("version_0", "lightning_logs/version_0/metrics.csv"))
+    v7 = group_key(D("version_7", "lightning_logs/version_7/metrics.csv"))
+    assert a == b and a != c and v0 == v7
+    assert group_key(D("net_lr0.001", "a/net_lr0.001.csv", metric="val_acc")) != \
+        group_key(D("net_lr0.01", "a/net_lr0.01.csv"))
+
+
+def test_one_lr_is_no_sweep_and_the_flags_decide(tmp_path, capsys):
+    write_sweep(tmp_path / "one", [1e-3], seeds=(0, 1, 2))
+    _, doc = analyze_json(capsys, tmp_path / "one")
+    assert doc["sweeps"] == []
+    # names that share nothing are grouped only when the user says so
+    for k, lr in enumerate(GRID):
+        (tmp_path / "mixed").mkdir(exist_ok=True)
+        x = sweep_curve(lr)
+        (tmp_path / "mixed" / f"exp{chr(97 + k)}.csv").write_text(
+            "step,loss,lr\n" + "".join(f"{i},{v},{lr}\n" for i, v in enumerate(x)))
+    _, doc = analyze_json(capsys, tmp_path / "mixed")
+    assert doc["sweeps"] == []
+    _, doc = analyze_json(capsys, tmp_path / "mixed", "--sweep")
+    assert len(doc["sweeps"]) == 1 and doc["sweeps"][0]["grouped_by"].startswith("--sweep")
+    _, doc = analyze_json(capsys, tmp_path / "mixed", "--no-sweep")
+    assert doc["sweeps"] == [] and all(r["basis"] == "curve" for r in doc["runs"])
+
+
+def test_text_report_and_reports_show_the_sweep(tmp_path, capsys):
+    write_sweep(tmp_path / "s", GRID)
+    main(["analyze", str(tmp_path / "s")])
+    out = capsys.readouterr().out
+    assert "SWEEP  best LR ~" in out and "final loss by LR:" in out
+    main(["report", str(tmp_path / "s"), "-o", str(tmp_path / "r.html")])
+    html = (tmp_path / "r.html").read_text()
+    assert "<h2>Sweeps</h2>" in html and "good range" in html
+    main(["report", str(tmp_path / "s"), "-o", str(tmp_path / "r.md")])
+    assert "## Sweeps" in (tmp_path / "r.md").read_text()
+
+
+def test_the_sweep_figure_marks_the_estimate(tmp_path):
+    from lrdoctor.plot import plot_sweep
+
+    write_sweep(tmp_path, GRID)
+    ds = [d for f in sorted(tmp_path.glob("*.csv")) for d in lrdoctor.analyze(f)]
+    [sw] = find_sweeps(ds)
+    fig = plot_sweep(ds)
+    texts = [t.get_text() for ax in fig.axes for t in ax.texts]
+    assert any(t.startswith("best LR ~") for t in texts)
+
+
+def test_real_wide_sweep_is_judged_as_one(shared):
+    ds = lrdoctor.analyze(shared / "real_logs/wide/charrnn_lr_sweep.csv")
+    [sw] = find_sweeps(ds)
+    assert sw.best_lr == pytest.approx(0.005) and sw.edge == "low"
+    assert [d.recommendation.action for d in ds] == ["keep", "keep", "lower", "lower"]
