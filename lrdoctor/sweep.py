@@ -241,7 +241,9 @@ def estimate(members: list, *, grouped_by: str, tolerance: float = 0.05) -> Swee
         if abs(np.log10(val_best / lrs[b])) > 0.25:
             notes.append(f"the validation loss picks LR {val_best:.2g} where the training "
                          f"loss picks {lrs[b]:.2g}: the larger LR may be overfitting")
-    return Sweep(members, best, (float(lrs[lo]), float(lrs[hi])), basis, edge, grouped_by,
+    best = float(f"{best:.3g}")
+    rng = (min(float(lrs[lo]), best), max(float(lrs[hi]), best))
+    return Sweep(members, best, rng, basis, edge, grouped_by,
                  val_best_lr=val_best, notes=notes, grid=grid_info)
 
 
