@@ -117,6 +117,16 @@ def recommend(verdict: str, *, cause: str, severity: float, current_lr: float | 
         if verdict == "ok" and sched.get("constant") and sched.get("noisy_late"):
             notes.append("the loss stays noisy late in a constant-LR run: warmup + cosine "
                          "decay would let it settle lower")
+    # far below the context's range, 3-5x would take many rounds: the suggestion goes to
+    # the range's bottom (the rules' prior). Above it, 5-10x is kept: a run that is too high
+    # already moves a decade, and tasks whose best LR lies above the range exist
+    lo, hi = ctx["search"]
+    if current_lr is not None and action == "raise" and current_lr * RAISE[1] < lo * 0.99:
+        suggested, factor = lo, (_round_lr(lo / current_lr),) * 2
+        notes.append(f"{current_lr:g} is far below the {context} range of the rules "
+                     f"({lo:g}-{hi:g}): raise it into the range, to {lo:g}, not only 3-5x"
+                     + (" (fine-tuning a pretrained model? pass --context finetune)"
+                        if context == "scratch" else ""))
     rule = RULE_TEXT.get(cause if verdict in ("too_high", "too_low") else verdict, verdict)
     if current_lr is None and action != "keep":
         notes.append(f"the LR is unknown (pass --lr): {action} it {factor[0]}-{factor[1]}x; "
