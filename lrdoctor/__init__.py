@@ -9,7 +9,8 @@ from lrdoctor.diagnosis import Diagnosis, analyze, diagnose
 from lrdoctor.errors import LrDoctorError
 from lrdoctor.finding import Finding
 from lrdoctor.history import History
+from lrdoctor.range_test import RangeTest, range_test
 from lrdoctor.rules import Recommendation
 
 __all__ = ["__version__", "analyze", "diagnose", "Diagnosis", "Finding", "History",
-           "LrDoctorError", "Recommendation"]
+           "LrDoctorError", "RangeTest", "Recommendation", "range_test"]

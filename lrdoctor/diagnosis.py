@@ -150,6 +150,12 @@ def weigh(findings: list[Finding], n_points: int) -> tuple[str, Finding | None]:
 def diagnose_history(history: History, *, lr: float | None = None, context: str = "scratch",
                      detectors: dict | None = None) -> Diagnosis:
     """Run the detectors on one History and apply the rules."""
+    # -- LR range tests (lrdoctor/range_test.py): the LR rising geometrically is a search
+    from lrdoctor.range_test import diagnose_range_test
+
+    if (rt := diagnose_range_test(history, lr=lr, context=context)) is not None:
+        return rt
+    # -- end of range tests
     values = history.logged_loss
     n = len(values)
     logged = history.columns["logged"]

@@ -41,8 +41,12 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
     from matplotlib.figure import Figure
 
     from lrdoctor import detect
-    from lrdoctor.render import HEADLINE, caption
+    from lrdoctor.render import HEADLINE, caption, short_advice
 
+    if getattr(d, "range_test", None) is not None:  # an LR range test: loss against LR
+        ax = plot_range_test(d.range_test, ax=ax, title=f"{d.run}: {HEADLINE[d.verdict]}")
+        ax.set_xlabel(f"LR (log)\n{HEADLINE[d.verdict]}: {short_advice(d)}", fontsize=8)
+        return ax
     if ax is None:
         fig = Figure(figsize=(8, 4.5), dpi=150)
         ax = fig.add_subplot()
@@ -140,7 +144,51 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
 
 
 VERDICT_MARKERS = {"too_high": ("v", COLORS["high"]), "too_low": ("^", COLORS["low"]),
-                   "ok": ("o", COLORS["trend"]), "unknown": ("x", COLORS["raw"])}
+                   "ok": ("o", COLORS["trend"]), "unknown": ("x", COLORS["raw"]),
+                   "range_test": ("D", COLORS["lr"])}
+
+
+def plot_range_test(rt, ax=None, *, title: str | None = None):
+    """An LR range test: the loss (faint) and the curve read (bold) against the LR on a log
+    x axis, the suggestion (solid line), the range (shaded), the minimum and the blow-up
+    (dotted). Returns the Axes (a new 8 x 4.5 in Figure when ``ax`` is None)."""
+    from matplotlib.figure import Figure
+
+    if ax is None:
+        ax = Figure(figsize=(8, 4.5), dpi=150).add_subplot()
+    lr, loss = rt.lr, rt.loss
+    fin = np.isfinite(loss)
+    ax.plot(lr[fin], loss[fin], color=COLORS["raw"], lw=0.8, alpha=0.7, label="loss")
+    sm = np.isfinite(rt.curve)
+    if rt.smoothed and sm.any():
+        ax.plot(lr[sm], rt.curve[sm], color=COLORS["trend"], lw=1.6, label="smoothed")
+    ax.set_xscale("log")
+    # the axes stay on the informative part: up to a few times the starting level
+    if fin.any():
+        ref = rt.curve[sm] if sm.any() else loss[fin]
+        top = float(np.nanmax(ref[: max(1, len(ref) // 5)]))
+        lo = float(np.nanmin(ref))
+        if top > 0 and lo > 0 and top / lo > 30:
+            ax.set_yscale("log")
+        ax.set_ylim(top=top * 2 if top > 0 else None)
+    if rt.low is not None and rt.high is not None:
+        ax.axvspan(rt.low, rt.high, color=COLORS["lr"], alpha=0.15, lw=0, label="range")
+    if rt.suggested_lr is not None:
+        ax.axvline(rt.suggested_lr, color=COLORS["lr"], lw=1.6,
+                   label=f"suggested {rt.suggested_lr:.2g}")
+    if rt.min_loss_lr is not None:
+        ax.axvline(rt.min_loss_lr, color=COLORS["trend"], lw=0.8, ls=":",
+                   label=f"minimum {rt.min_loss_lr:.2g}")
+    if rt.divergence_lr is not None:
+        ax.axvline(rt.divergence_lr, color=COLORS["high"], lw=0.8, ls=":",
+                   label=f"blow-up {rt.divergence_lr:.2g}")
+    ax.set_xlabel("LR (log)", fontsize=8)
+    ax.set_ylabel("loss", fontsize=8)
+    ax.tick_params(labelsize=7)
+    ax.legend(fontsize=7, loc="upper left", frameon=False)
+    ax.set_title(title or f"LR range test (confidence {rt.confidence})", fontsize=9, loc="left")
+    ax.figure.tight_layout()
+    return ax
 
 
 def plot_sweep(diagnoses: list, fig=None, *, logy: bool | None = None):

@@ -16,22 +16,41 @@ HEADLINE = {
     "too_low": "LR too low",
     "ok": "LR looks fine",
     "unknown": "not enough data",
+    "range_test": "LR range test",
 }
-_COLOR = {"too_high": "31", "too_low": "33", "ok": "32", "unknown": "90"}
+_COLOR = {"too_high": "31", "too_low": "33", "ok": "32", "unknown": "90", "range_test": "36"}
+#: every verdict, in the order the summary counts them
+VERDICTS = ("too_high", "too_low", "ok", "unknown", "range_test")
 
 
 def _lr(v) -> str:
     return "unknown" if v is None else f"{v:.3g}"
 
 
+def _run_lr(d) -> str:
+    """The run's LR; an LR range test's swept range."""
+    rt = getattr(d, "range_test", None)
+    return f"{rt.lr[0]:.2g}..{rt.lr[-1]:.2g}" if rt is not None else _lr(d.current_lr)
+
+
 def short_advice(d, *, keep_lr: bool = False) -> str:
     """``lower 5-10x -> 0.00014``, ``raise 3-5x``, ``keep`` (``keep 0.001`` with keep_lr)."""
     r = d.recommendation
+    if d.verdict == "range_test":
+        return _range_advice(d)
     if r.action == "keep":
         return "keep" + (f" {_lr(d.current_lr)}" if keep_lr and d.current_lr is not None
                          else "")
     s = f"{r.action} {r.factor[0]:g}-{r.factor[1]:g}x"
     return s + (f" -> {r.suggested_lr:.2g}" if r.suggested_lr is not None else "")
+
+
+def _range_advice(d) -> str:
+    """``set 0.003 (range 0.001-0.01)`` for an LR range test."""
+    rt = d.range_test
+    if rt.suggested_lr is None:
+        return "no LR picked"
+    return f"set {rt.suggested_lr:.2g} (range {rt.low:.2g}-{rt.high:.2g})"
 
 
 def caption(d) -> str:
@@ -41,7 +60,9 @@ def caption(d) -> str:
 
 def advice_line(d) -> str:
     r = d.recommendation
-    if r.action == "keep":
+    if d.verdict == "range_test":
+        what = _range_advice(d)
+    elif r.action == "keep":
         what = "keep" + (f" {_lr(d.current_lr)}" if d.current_lr is not None else "")
     else:
         what = f"{r.action} {r.factor[0]:g}-{r.factor[1]:g}x"
@@ -65,7 +86,7 @@ def text_report(diagnoses: list, *, color: bool = False, sweeps: list = ()) -> s
         if len(steps):
             span = f", steps {steps[0]:g}..{steps[-1]:g}"
         out.append(f"  run {d.run!r}: {len(steps)} points of {d.metric!r}{span}; "
-                   f"LR {_lr(d.current_lr)}")
+                   f"LR {_run_lr(d)}")
         for f in d.findings:
             where = f"{f.start:g}" if f.start is not None else "?"
             where += "..end" if f.end is None else (f"..{f.end:g}" if f.end != f.start else "")
@@ -87,7 +108,7 @@ def text_report(diagnoses: list, *, color: bool = False, sweeps: list = ()) -> s
         out.append(summary_table(diagnoses, paint))
         out.append(f"{len(diagnoses)} runs: " + ", ".join(
             f"{sum(d.verdict == v for d in diagnoses)} {v}"
-            for v in ("too_high", "too_low", "ok", "unknown")
+            for v in VERDICTS
             if any(d.verdict == v for d in diagnoses)))
     return "\n".join(out).rstrip() + "\n" if out else ""
 
@@ -108,7 +129,7 @@ def sweep_block(sw) -> list[str]:
 
 def summary_table(diagnoses: list, paint=lambda s, v: s) -> str:
     """One line per run: run, LR, verdict, advice (the table a sweep or a folder ends with)."""
-    rows = [(d.run, _lr(d.current_lr), d.verdict, short_advice(d)) for d in diagnoses]
+    rows = [(d.run, _run_lr(d), d.verdict, short_advice(d)) for d in diagnoses]
     w = [max(len(h), *(len(x[i]) for x in rows)) for i, h in
          enumerate(("run", "LR", "verdict", "advice"))]
     w[0] = min(w[0], 48)

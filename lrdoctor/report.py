@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 
 from lrdoctor._version import __version__
-from lrdoctor.render import _lr, short_advice
+from lrdoctor.render import _run_lr, short_advice
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;max-width:64rem;
@@ -19,7 +19,7 @@ h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2.2rem;border-bottom:1px sol
 table{border-collapse:collapse;font-size:.9rem}th,td{border:1px solid #ccc;padding:.25rem .5rem;
 text-align:left}th{background:#f3f3f3}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .too_high{color:#b04000;font-weight:600}.too_low{color:#8a5a00;font-weight:600}
-.ok{color:#1d6b2f;font-weight:600}.unknown{color:#666}
+.ok{color:#1d6b2f;font-weight:600}.unknown{color:#666}.range_test{color:#006d5b;font-weight:600}
 img{max-width:100%;height:auto;border:1px solid #eee}code{font-size:.85em}
 .note{color:#555;font-size:.9rem}.err{color:#b00020}
 """
@@ -87,7 +87,7 @@ def html_report(diagnoses: list, per_run: list[bytes], sweep: bytes | None, erro
            "<th>advice</th><th>rule</th></tr></thead><tbody>"]
     for k, d in enumerate(diagnoses):
         out.append(f'<tr><td><a href="#run-{k}">{e(d.run)}</a></td>'
-                   f'<td class="num">{e(_lr(d.current_lr))}</td>'
+                   f'<td class="num">{e(_run_lr(d))}</td>'
                    f'<td class="{e(d.verdict)}">{e(d.verdict)}</td>'
                    f"<td>{e(short_advice(d))}</td><td>{e(d.recommendation.rule)}</td></tr>")
     out.append("</tbody></table>")
@@ -107,7 +107,7 @@ def html_report(diagnoses: list, per_run: list[bytes], sweep: bytes | None, erro
         out.append(f'<h2 id="run-{k}">{e(d.run)}: <span class="{e(d.verdict)}">'
                    f"{e(d.verdict)}</span></h2>")
         out.append(f"<p><code>{e(d.source)}</code>: {len(d.history.logged_steps)} points of "
-                   f"<code>{e(d.metric)}</code>; LR {e(_lr(d.current_lr))}</p>")
+                   f"<code>{e(d.metric)}</code>; LR {e(_run_lr(d))}</p>")
         out.append(img(png, f"loss curve of {d.run}"))
         if d.findings:
             out.append("<table><thead><tr><th>finding</th><th>steps</th><th>severity</th>"
@@ -160,7 +160,7 @@ def _markdown(diagnoses, path: Path, per_run, sweep, errors, sweeps=()) -> list[
     out = [f"# lrdoctor report: {len(diagnoses)} run(s)", "",
            "| run | LR | verdict | advice | rule |", "|---|---:|---|---|---|"]
     for d in diagnoses:
-        out.append(f"| {m(d.run)} | {_lr(d.current_lr)} | **{d.verdict}** | "
+        out.append(f"| {m(d.run)} | {_run_lr(d)} | **{d.verdict}** | "
                    f"{short_advice(d)} | {d.recommendation.rule} |")
     out.append("")
     if sweeps:
@@ -177,7 +177,7 @@ def _markdown(diagnoses, path: Path, per_run, sweep, errors, sweeps=()) -> list[
     for d, png in zip(diagnoses, per_run):
         out += [f"## {m(d.run)}: {d.verdict}", "",
                 f"{m(d.source)}: {len(d.history.logged_steps)} points of {m(d.metric)}; "
-                f"LR {_lr(d.current_lr)}", "",
+                f"LR {_run_lr(d)}", "",
                 f"![loss curve of {m(d.run)}]({save(png, 'run-' + d.run)})", ""]
         if d.findings:
             out += ["| finding | steps | severity | evidence |", "|---|---|---:|---|"]
