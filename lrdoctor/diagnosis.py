@@ -11,6 +11,7 @@ from lrdoctor.detect._curve import FEW_POINTS, lr_range
 from lrdoctor.errors import LrDoctorError
 from lrdoctor.finding import Finding
 from lrdoctor.history import History, from_columns
+from lrdoctor.confidence import confidence, one_run_cannot_tell
 from lrdoctor.rules import Recommendation, above_range, recommend
 
 #: Kinds that say the LR is too high, strongest first.
@@ -62,6 +63,8 @@ class Diagnosis:
     curve: detect.Curve | None = field(default=None, repr=False, compare=False)
     #: the sweep this run was judged in (``lrdoctor.sweep``), if any
     sweep: object = field(default=None, repr=False, compare=False)
+    #: ``high``, ``medium`` or ``low`` (``lrdoctor.confidence``)
+    confidence: str = "low"
 
     def to_dict(self) -> dict:
         """The run object of ``lrdoctor analyze --format json`` (docs/json_contract.md)."""
@@ -86,6 +89,7 @@ class Diagnosis:
             "other_metrics": list(self.history.available),
             "basis": "sweep" if self.sweep is not None and
                      self.sweep.best_lr is not None else "curve",
+            "confidence": self.confidence,
         }
 
     def plot(self, ax=None, **kwargs):
@@ -168,6 +172,8 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
     if n < MIN_POINTS:
         detectors = {k: d for k, d in detectors.items() if k in FEW_POINT_DETECTORS}
     findings = detect.run(curve, detectors)
+    findings = sorted(findings + _overfitting(history, curve),
+                      key=lambda f: f.start if f.start is not None else 0)
     verdict, cause = weigh(findings, n)
     if n < MIN_POINTS:
         notes.append(f"judged on only {n} point(s) of {history.metric!r}: "
@@ -195,9 +201,29 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
     rec = recommend(verdict, cause=rule,
                     severity=cause.severity if cause else 0.0, current_lr=current,
                     context=context, schedule=sched)
+    over = next((f for f in findings if f.kind == "overfitting"), None)
+    if over is not None:
+        rec.notes.append(f"overfitting from step {over.start:g}: keep the LR for it; stop at "
+                         f"step {over.start:g} (the best checkpoint) or regularize (weight "
+                         "decay, dropout, more data)")
+    if verdict == "ok":
+        rec.notes.append(one_run_cannot_tell(current))
+    conf = confidence(verdict, rule, cause.severity if cause else 0.0, n, pace_points=pace)
     return Diagnosis(run=history.run, source=history.source, metric=history.metric,
                      history=history, findings=findings, verdict=verdict,
-                     recommendation=rec, current_lr=current, notes=notes, curve=curve)
+                     recommendation=rec, current_lr=current, notes=notes, curve=curve,
+                     confidence=conf)
+
+
+def _overfitting(history: History, curve: detect.Curve) -> list[Finding]:
+    """The overfitting finding (``detect.Overfitting``) from the validation loss, if any."""
+    cols = history.columns
+    val = cols["val_loss"] if "val_loss" in cols else None
+    if val is None or curve.n_bins < 2 or curve.n_finite_prefix < curve.n:
+        return []
+    k = curve.trend_settled
+    return detect.Overfitting()(history.steps, val, curve.steps[curve.bin_start[:k]],
+                                curve.level[:k])
 
 
 def diagnose(data, *, step=None, loss=None, lr=None, context: str = "scratch",

@@ -99,7 +99,8 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
     for f in d.findings:
         start = f.start if f.start is not None else steps[0]
         end = f.end if f.end is not None else steps[-1]
-        color = COLORS["low"] if f.kind in ("plateau", "slow") else COLORS["high"]
+        color = COLORS["low"] if f.kind in ("plateau", "slow") else \
+            COLORS["val"] if f.kind == "overfitting" else COLORS["high"]
         if f.kind == "nonfinite":
             ax.axvline(start, color=COLORS["high"], ls="--", lw=1.2)
             ax.plot([start], [top], "X", color=COLORS["high"], ms=8, clip_on=False)

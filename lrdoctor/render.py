@@ -94,7 +94,7 @@ def text_report(diagnoses: list, *, color: bool = False, sweeps: list = ()) -> s
                        f"{f.message}")
         if not d.findings and d.verdict == "ok":
             out.append("  - no instability, plateau or slow progress found")
-        out.append(f"  => {advice_line(d)}")
+        out.append(f"  => {advice_line(d)}   [confidence: {d.confidence}]")
         for n in d.recommendation.notes + d.notes:
             out.append(f"     note: {n}")
         if d.history.available:

@@ -294,6 +294,7 @@ def judge(sweep: Sweep, band: float = BAND) -> None:
         notes = [f"this verdict comes from the sweep of {len(sweep.runs)} runs; the run's "
                  f"own curve says {own}"] + list(sweep.notes)
         d.verdict = verdict
+        d.confidence = "medium" if at_edge else "high"
         d.recommendation = Recommendation(action, tuple(float(f"{v:.3g}") for v in factor),
                                           float(f"{suggested:.2g}"), rule, notes)
 

@@ -10,11 +10,12 @@ from lrdoctor.detect._curve import Curve
 from lrdoctor.detect.explosion import Divergence, Explosion
 from lrdoctor.detect.nonfinite import NonFinite
 from lrdoctor.detect.oscillation import Oscillation
+from lrdoctor.detect.overfitting import Overfitting
 from lrdoctor.detect.plateau import Progress
 from lrdoctor.detect.spikes import Spikes
 
 __all__ = ["Curve", "NonFinite", "Explosion", "Divergence", "Spikes", "Oscillation",
-           "Progress", "default_detectors", "run"]
+           "Progress", "Overfitting", "default_detectors", "run"]
 
 
 def default_detectors(**replace) -> dict:
