@@ -197,11 +197,17 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
         verdict, rule = "too_high", "stuck_high"
         notes.append(f"the loss is flat from the start at LR {current:g}, above the "
                      f"{context} range of the rules: read as stuck high, not too low")
+    over = next((f for f in findings if f.kind == "overfitting"), None)
+    if verdict == "too_low" and cause.kind == "slow" and over is not None:
+        # still creeping down while the validation loss has turned up: the model already
+        # fits the training set beyond what generalizes; a larger LR would overfit sooner
+        verdict, rule, cause = "ok", "ok", None
+        notes.append("the training loss still creeps down, but the validation loss has "
+                     "turned up: not a case for a larger LR")
     sched = _schedule(curve, findings)
     rec = recommend(verdict, cause=rule,
                     severity=cause.severity if cause else 0.0, current_lr=current,
                     context=context, schedule=sched)
-    over = next((f for f in findings if f.kind == "overfitting"), None)
     if over is not None:
         rec.notes.append(f"overfitting from step {over.start:g}: keep the LR for it; stop at "
                          f"step {over.start:g} (the best checkpoint) or regularize (weight "

@@ -67,3 +67,11 @@ def test_a_healthy_run_names_the_uncertainty_and_the_cheapest_way_to_know():
     d = lrdoctor.diagnose(curves.healthy())
     assert any("1e-4, 1e-3 and 1e-2" in n for n in d.recommendation.notes)
     assert "[confidence: medium]" in d.summary()
+
+
+def test_a_creep_while_validation_turns_up_is_no_case_for_a_larger_lr():
+    slow = curves.slow(1000)
+    assert lrdoctor.diagnose(frame(slow), lr=1e-3).verdict == "too_low"
+    d = lrdoctor.diagnose(frame(slow, val=lambda t: 1.0 + 2 * (t - 0.4) ** 2), lr=1e-3)
+    assert d.verdict == "ok" and d.recommendation.action == "keep"
+    assert any("not a case for a larger LR" in n for n in d.notes)
