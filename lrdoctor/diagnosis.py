@@ -14,7 +14,8 @@ from lrdoctor.history import History, from_columns
 from lrdoctor.confidence import confidence, one_run_cannot_tell
 from lrdoctor.rules import Recommendation, above_range, recommend
 
-#: Kinds that say the LR is too high, strongest first.
+#: Kinds that say the LR is too high; the most severe finding decides the rule quoted, this
+#: order only breaks ties (a non-finite loss before an explosion of equal severity).
 HIGH = ("nonfinite", "explosion", "divergence", "oscillation", "spike")
 #: Kinds that say it is too low.
 LOW = ("plateau", "slow")
@@ -142,7 +143,7 @@ def weigh(findings: list[Finding], n_points: int) -> tuple[str, Finding | None]:
     high = [f for f in findings if f.kind in HIGH
             and (f.kind != "spike" or f.severity >= SPIKE_SEVERITY)]
     if high:
-        return "too_high", min(high, key=lambda f: (HIGH.index(f.kind), -f.severity))
+        return "too_high", min(high, key=lambda f: (-f.severity, HIGH.index(f.kind)))
     if n_points < MIN_POINTS:
         return "unknown", None
     low = [f for f in findings if f.kind in LOW]

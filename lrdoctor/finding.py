@@ -12,8 +12,8 @@ class Finding:
     Parameters
     ----------
     kind : str
-        ``nonfinite``, ``explosion``, ``spike``, ``divergence``, ``oscillation``, ``plateau``
-        or ``slow``.
+        ``nonfinite``, ``explosion``, ``spike``, ``divergence``, ``oscillation``, ``plateau``,
+        ``slow`` or ``overfitting`` (more kinds may be added).
     start, end : float or None
         The span in the log's own step units; ``end`` is None while it still goes on at the
         end of the log.

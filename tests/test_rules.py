@@ -109,3 +109,16 @@ def test_far_below_the_range_the_suggestion_goes_into_it():
     # above the range a too-high LR still moves by 5-10x (tasks whose best lies above exist)
     high = recommend("too_high", cause="explosion", severity=1.0, current_lr=1.0)
     assert high.factor == (5, 10) and high.suggested_lr == pytest.approx(0.1)
+
+
+def test_the_strongest_evidence_decides_the_rule_quoted():
+    from lrdoctor.diagnosis import weigh
+    from lrdoctor.finding import Finding
+
+    mild = Finding("explosion", 0, None, 0.3, "a mild jump", {})
+    strong = Finding("oscillation", 10, None, 0.9, "violent swings", {})
+    assert weigh([mild, strong], 500) == ("too_high", strong)
+    # equal severity: the fixed order breaks the tie (non-finite before explosion)
+    nan = Finding("nonfinite", 50, None, 1.0, "nan", {})
+    boom = Finding("explosion", 5, None, 1.0, "boom", {})
+    assert weigh([boom, nan], 500)[1] is nan
