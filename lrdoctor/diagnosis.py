@@ -213,7 +213,12 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
         rec.notes.append(f"overfitting from step {over.start:g}: keep the LR for it; stop at "
                          f"step {over.start:g} (the best checkpoint) or regularize (weight "
                          "decay, dropout, more data)")
-    if verdict == "ok":
+    if verdict == "ok" and any(f.kind == "schedule_bound" for f in findings):
+        third = "" if current is None else f" ({current / 3:.2g})"
+        rec.notes.append(f"progress waited for the LR to decay: a run at 1/3 of the peak"
+                         f"{third} would show whether the peak is too high (give lrdoctor "
+                         "both runs)")
+    elif verdict == "ok":
         rec.notes.append(one_run_cannot_tell(current))
     conf = confidence(verdict, rule, cause.severity if cause else 0.0, n, pace_points=pace)
     return Diagnosis(run=history.run, source=history.source, metric=history.metric,

@@ -1,5 +1,6 @@
 """lrdoctor/detect/plateau.py: plateau and slow progress."""
 import numpy as np
+import pandas as pd
 
 import lrdoctor
 from lrdoctor import detect
@@ -67,10 +68,17 @@ def test_not_slow_when_progress_waits_for_the_schedule():
     t = np.arange(n) / n
     share = np.where(t < 0.1, t / 0.1, np.where(t < 0.5, 1.0, 1.0 - 1.6 * (t - 0.5)))
     # down to 2.5 early in the warmup, then a fall as the LR decays below 90% of its peak
-    level = np.where(t < 0.05, 3.0 - 10 * t, 2.5 - 2.0 * np.maximum(0, 0.9 - share))
+    level = np.where(t < 0.05, 3.0 - 10 * t,
+                     np.where(t < 0.5, 2.5, 2.5 - 2.0 * np.maximum(0, 0.9 - share)))
     lr = share * 3e-2
     x = level * np.exp(rng.normal(0, 0.01, n))
-    assert not any(f.kind == "slow" for f in detect.run(_curve(x, lr)))
+    found = detect.run(_curve(x, lr))
+    assert not any(f.kind == "slow" for f in found)
+    [f] = [f for f in found if f.kind == "schedule_bound"]
+    assert 50 <= f.start <= 70 and 430 <= f.evidence["decayed_step"] <= 470
+    d = lrdoctor.diagnose(pd.DataFrame({"step": np.arange(n), "loss": x, "lr": lr}))
+    assert d.verdict == "ok" and any("1/3 of the peak (0.01)" in n
+                                      for n in d.recommendation.notes)
     # the same loss at one constant LR is slow: nothing else set its pace
     assert any(f.kind == "slow" for f in detect.run(_curve(x, np.full(n, 3e-2))))
 

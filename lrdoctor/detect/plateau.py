@@ -72,8 +72,19 @@ class Progress:
                 f"loss barely moves: from {s0:.3g} to {end:.3g} "
                 f"({100 * progress:+.1f}%) over {len(curve.x)} points",
                 {"progress": progress, "start_level": s0, "end_level": end})]
-        if self._held_by_schedule(curve):
-            return []
+        held = self._held_by_schedule(curve)
+        if held is not None:
+            if held == "warming":
+                return []
+            peak_bin, decay_bin = held
+            return [Finding(
+                "schedule_bound", curve.step_at(peak_bin), None, 0.3,
+                f"loss stalls while the LR is at its peak (from step "
+                f"{fmt_step(curve.step_at(peak_bin))}) and falls only once it has decayed "
+                f"(from step {fmt_step(curve.step_at(decay_bin))}): progress waits for the "
+                "schedule, so the peak LR is not too low, and may be too high",
+                {"peak_step": float(curve.step_at(peak_bin)),
+                 "decayed_step": float(curve.step_at(decay_bin))})]
         frac = curve.fraction
         half = int(np.argmax(level <= s0 - 0.5 * drop))
         w = curve.warmup_end
@@ -110,24 +121,28 @@ class Progress:
         """The fewest points on which the pace of progress is judged."""
         return int(np.ceil(self.early_points / self.slow_half))
 
-    def _held_by_schedule(self, curve: Curve) -> bool:
-        """Whether the LR schedule, not the peak LR, set the pace (see the class notes)."""
+    def _held_by_schedule(self, curve: Curve):
+        """Whether the LR schedule, not the peak LR, set the pace (see the class notes):
+        None when not, ``"warming"`` when the log ends still warming up, else the bins
+        where the peak and the decayed stretch begin."""
         rng = curve.lr_range
         if rng is None or not rng[1] > 0 or rng[0] >= 0.5 * rng[1]:
-            return False  # no LR, or (nearly) constant
+            return None  # no LR, or (nearly) constant
         lr = curve.lr[: curve.n_finite_prefix]
         # the LR at the start of each bin, carried forward over points that lack it
         have = np.where(np.isnan(lr), 0, np.arange(len(lr)))
         lr = lr[np.maximum.accumulate(have)][curve.bin_start]
         peak = rng[1]
         if lr[0] < 0.5 * peak and curve.fraction[int(np.argmax(lr >= peak))] >= 0.95:
-            return True  # still warming up when the log ends: the peak is its last LR
+            return "warming"  # still warming up when the log ends: the peak is its last LR
         at_peak = np.flatnonzero(lr >= self.peak_share * peak)
         decayed = np.flatnonzero(lr <= self.decayed_share * peak)
         decayed = decayed[decayed > at_peak[-1]]
         if len(at_peak) < 3 or len(decayed) < 3:
-            return False
+            return None
         z = curve.trend
         at_peak_fall = z[at_peak[0]] - z[at_peak[-1]]
         decayed_fall = z[decayed[0]] - z[decayed[-1]]
-        return bool(at_peak_fall <= curve.noise and decayed_fall > self.resumes * curve.noise)
+        if at_peak_fall <= curve.noise and decayed_fall > self.resumes * curve.noise:
+            return int(at_peak[0]), int(decayed[0])
+        return None
