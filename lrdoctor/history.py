@@ -12,8 +12,13 @@ float64 columns:
     the validation loss, where the log has it;
 ``epoch``
     the epoch, where the log has it;
+``grad_norm``
+    the total gradient norm, where the log has it (NaN where not logged; a written NaN or
+    inf is kept as inf, so NaN keeps meaning "not logged": a non-finite gradient norm is
+    evidence, see ``lrdoctor.detect.GradNorm``);
 
-and one bool column ``logged``: True where the run wrote a training loss at that step. Rows
+Every frame has all of these columns, NaN-filled when the log lacks one (the schema does not
+depend on the log), and one bool column ``logged``: True where the run wrote a training loss at that step. Rows
 with ``logged`` False exist because something else was logged there (validation rows of a
 Lightning ``metrics.csv``, say); their ``loss`` is NaN and means "not logged", which is how a
 written ``nan`` stays distinguishable from a missing cell.
@@ -25,13 +30,14 @@ from __future__ import annotations
 
 import numpy as np
 
-COLUMNS = ("loss", "lr", "val_loss", "epoch")
+COLUMNS = ("loss", "lr", "val_loss", "epoch", "grad_norm")
 
 
 class _Columns(dict):
     """Column arrays by name; a value may be a zero-argument callable that produces the
     array on first access (readers pass the columns detection does not need, validation
-    loss and epoch, that way, so a large log converts them only when they are looked at)."""
+    loss and epoch, that way, so a large log converts them only when they are looked at;
+    the gradient norm too, converted when the diagnosis reads it)."""
 
     def __getitem__(self, name):
         v = super().__getitem__(name)
@@ -52,8 +58,8 @@ class History:
     steps : ndarray
         Sorted, unique steps.
     columns : dict of ndarray
-        ``loss``, ``lr``, ``val_loss``, ``epoch`` (float64, NaN where not logged; None for a
-        column the log does not have at all) and ``logged`` (bool), aligned with ``steps``.
+        ``loss``, ``lr``, ``val_loss``, ``epoch``, ``grad_norm`` (float64, NaN where not
+        logged; None, or left out, for a column the log does not have at all) and ``logged`` (bool), aligned with ``steps``.
     run : str
         The run's name (from the log where it has one, else from the file name).
     source : str
@@ -70,6 +76,7 @@ class History:
                  notes=None):
         self.steps = steps
         self.columns = columns if isinstance(columns, _Columns) else _Columns(columns)
+        self.columns.setdefault("grad_norm", None)
         self.run = run
         self.source = source
         self.metric = metric
@@ -137,16 +144,26 @@ class History:
         """The validation loss where logged (Series), or None."""
         return self._series("val_loss")
 
+    @property
+    def grad_norm(self):
+        """The gradient norm where logged (Series; inf where the run wrote NaN/inf), or
+        None."""
+        return self._series("grad_norm")
+
     def __repr__(self) -> str:
         return (f"History(run={self.run!r}, source={self.source!r}, metric={self.metric!r}, "
                 f"points={int(self.columns['logged'].sum())})")
 
 
-def from_columns(step, loss, *, logged=None, lr=None, val_loss=None, epoch=None, run: str,
-                 source: str, metric: str = "loss", available=None, notes=None) -> History:
+def from_columns(step, loss, *, logged=None, lr=None, val_loss=None, epoch=None,
+                 grad_norm=None, run: str, source: str, metric: str = "loss",
+                 available=None, notes=None) -> History:
     """Build a History from aligned column arrays (one entry per log row).
 
-    ``logged`` marks the rows whose loss cell was written (default: all). Rows are sorted by
+    ``logged`` marks the rows whose loss cell was written (default: all). ``grad_norm``
+    holds NaN where no gradient norm was written and inf where a non-finite one was
+    (``lrdoctor.readers._table.grad_norm_values``); any column but the loss and ``logged``
+    may be a zero-argument callable, converted on first access. Rows are sorted by
     step; where a step repeats, each column keeps its last written value, and when the loss
     itself was written twice (a resumed run) a note says how many steps repeated.
     """
@@ -160,7 +177,7 @@ def from_columns(step, loss, *, logged=None, lr=None, val_loss=None, epoch=None,
         return np.asarray(a, dtype=np.float64)
 
     cols = _Columns({"loss": loss, "lr": col(lr), "val_loss": col(val_loss),
-                     "epoch": col(epoch), "logged": logged})
+                     "epoch": col(epoch), "grad_norm": col(grad_norm), "logged": logged})
     step = np.arange(n, dtype=np.int64) if step is None else np.asarray(step)
     if step.dtype.kind == "f":
         keep = np.isfinite(step)
@@ -231,7 +248,7 @@ def _last_write_wins(step, cols):
         return np.where(last >= 0, v[np.maximum(last, 0)], np.nan), last >= 0
 
     out = {}
-    for name in ("lr", "val_loss", "epoch"):
+    for name in ("lr", "val_loss", "epoch", "grad_norm"):
         v = cols[name]
         out[name] = None if v is None else last_value(v, ~np.isnan(v))[0]
     logged = cols["logged"]

@@ -20,7 +20,7 @@ def test_csv_nonfinite_spellings_are_values_and_empty_cells_missing(tmp_path):
     [h] = read(p)
     f = h.frame
     assert f.index.name == "step" and f.index.dtype == np.int64
-    assert list(f.columns) == ["loss", "lr", "val_loss", "epoch", "logged"]
+    assert list(f.columns) == ["loss", "lr", "val_loss", "epoch", "grad_norm", "logged"]
     assert all(f[c].dtype == np.float64 for c in ["loss", "lr", "val_loss", "epoch"])
     loss = h.loss
     assert len(loss) == 7  # step 6 is a validation-only row

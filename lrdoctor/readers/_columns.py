@@ -1,4 +1,4 @@
-"""Finding the step, loss, LR, validation-loss, epoch and run columns by name.
+"""Finding the step, loss, LR, validation-loss, epoch, gradient-norm and run columns by name.
 
 Each list is in order of preference: the first name present wins. Names are compared after
 lower-casing and turning spaces into underscores, so ``Train Loss`` matches ``train_loss``.
@@ -25,6 +25,13 @@ LR = ["lr", "learning_rate", "learning-rate", "train/lr", "train/learning_rate",
 VAL = ["val_loss", "eval_loss", "valid/loss", "val/loss", "validation_loss", "valid_loss",
        "eval/loss", "validation/loss", "loss/val", "val_loss_epoch", "test_loss"]
 EPOCH = ["epoch", "epochs", "train/epoch"]
+#: The total gradient norm (before clipping, as the trainers log it); when none of these is
+#: present, :func:`find_grad_norm` looks for one by meaning.
+GRAD_NORM = ["grad_norm", "gradient_norm", "grad-norm", "total_grad_norm",
+             "optim/total_grad_norm", "train/grad_norm", "grad_norm_total", "global_grad_norm",
+             "train/gradient_norm", "train/total_grad_norm", "train/global_grad_norm",
+             "optim/grad_norm", "grad_norm/total", "grad_2.0_norm_total", "gradnorm", "gnorm",
+             "grad_norm_step", "train/grad_norm_step"]
 RUN = ["run", "run_name", "run_id"]
 
 
@@ -53,6 +60,33 @@ def find(columns: list[str], candidates: list[str], override: str | None = None,
             if normalize(c).startswith(prefix):
                 return c
     return None
+
+
+#: Words that make a gradient-norm name something else: a clipping threshold or a config
+#: value (``max_grad_norm``), a statistic over layers or steps, a norm after clipping.
+NOT_A_GRAD_NORM = frozenset({"max", "min", "clip", "clipped", "clipping", "threshold",
+                             "ratio", "std", "var", "mean", "avg", "after", "post", "scale",
+                             "scaled", "count", "coef", "weight", "weights", "param",
+                             "params", "update"})
+
+
+def find_grad_norm(columns: list[str]) -> str | None:
+    """The total gradient norm's column: a name of :data:`GRAD_NORM`, else by meaning a
+    name whose words include ``grad``/``gradient``/``grads`` and ``norm`` and none of
+    :data:`NOT_A_GRAD_NORM` nor a validation word; among several, a total (``total``,
+    ``global``, ``all``) first, then the shortest name (a per-layer norm is longer), then
+    the columns' order."""
+    found = find(columns, GRAD_NORM)
+    if found is not None:
+        return found
+    got = []
+    for k, c in enumerate(columns):
+        ws = set(words(c))
+        if not ({"grad", "gradient", "grads", "gradnorm"} & ws) or not \
+                ({"norm", "gradnorm"} & ws) or (NOT_A_GRAD_NORM | VALIDATION_WORDS) & ws:
+            continue
+        got.append((not ({"total", "global", "all"} & ws), len(words(c)), k, c))
+    return min(got)[3] if got else None
 
 
 def loss_like(columns: list[str]) -> list[str]:

@@ -29,6 +29,7 @@ class Selection:
                        "--lr-column")
         self.val = C.find(columns, C.VAL)
         self.epoch = C.find(columns, C.EPOCH)
+        self.grad_norm = C.find_grad_norm(columns)
         self.run = C.find(columns, C.RUN)
         self.parts: list[str] = []
         #: how the loss was found, when not by an exact name (a note for the report)
@@ -65,7 +66,8 @@ class Selection:
 
     def numeric(self) -> list[str]:
         loss = self.parts if self.parts else [self.loss]
-        return [c for c in dict.fromkeys([self.step, *loss, self.lr, self.val, self.epoch])
+        return [c for c in dict.fromkeys([self.step, *loss, self.lr, self.val, self.epoch,
+                                          self.grad_norm])
                 if c is not None]
 
 
@@ -93,9 +95,13 @@ def build(sel: Selection, get: Callable[[str], tuple[np.ndarray, np.ndarray]],
     notes = sel.notes() + list(notes or [])
     cols = {}
     for role, name in (("step", sel.step), ("lr", sel.lr), ("val_loss", sel.val),
-                       ("epoch", sel.epoch)):
-        if name is None:
+                       ("epoch", sel.epoch), ("grad_norm", sel.grad_norm)):
+        if name is None or (role == "grad_norm" and name in (sel.loss, *sel.parts)):
             cols[role] = None
+        elif role == "grad_norm":
+            # converted on first access; a written NaN becomes inf (see history.py)
+            cols[role] = (lambda n=name: grad_norm_values(*get(n))) if runs is None \
+                else grad_norm_values(*get(name))
         elif role in ("val_loss", "epoch") and runs is None:
             # detection does not use them: converted only when looked at
             cols[role] = (lambda n=name: get(n)[0])
@@ -107,7 +113,8 @@ def build(sel: Selection, get: Callable[[str], tuple[np.ndarray, np.ndarray]],
             stem = stem[: -len(suffix)]
     if runs is None:
         return [from_columns(cols["step"], loss, logged=loss_present, lr=cols["lr"],
-                             val_loss=cols["val_loss"], epoch=cols["epoch"], run=stem,
+                             val_loss=cols["val_loss"], epoch=cols["epoch"],
+                             grad_norm=cols["grad_norm"], run=stem,
                              source=path, metric=sel.label, available=sel.available,
                              notes=notes)]
     out = []
@@ -119,7 +126,8 @@ def build(sel: Selection, get: Callable[[str], tuple[np.ndarray, np.ndarray]],
         pick = (lambda a: None if a is None else a[rows])
         out.append(from_columns(pick(cols["step"]), loss[rows], logged=loss_present[rows],
                                 lr=pick(cols["lr"]), val_loss=pick(cols["val_loss"]),
-                                epoch=pick(cols["epoch"]), run=str(name),
+                                epoch=pick(cols["epoch"]), grad_norm=pick(cols["grad_norm"]),
+                                run=str(name),
                                 source=f"{path}::{name}", metric=sel.label,
                                 available=sel.available, notes=notes))
     return out
@@ -152,10 +160,38 @@ def from_series(series: dict, sel: Selection, src: str, run: str, notes: list[st
     lr = None
     if sel.lr is not None:
         lr = _carried(series[sel.lr], all_steps)
+    grad = None
+    if sel.grad_norm is not None and sel.grad_norm not in loss_tags:
+        grad = _at(series[sel.grad_norm], all_steps)
     available = [t.strip() for t in C.loss_like(list(series)) if t not in loss_tags]
     return from_columns(all_steps, loss_col, logged=logged, lr=lr, val_loss=val_col,
-                        run=run, source=src, metric=sel.label, available=available,
-                        notes=notes)
+                        grad_norm=grad, run=run, source=src, metric=sel.label,
+                        available=available, notes=notes)
+
+
+def grad_norm_values(values: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """A gradient-norm column as History keeps it: NaN where no value was written, inf
+    where a non-finite one was (a norm is never negative, and NaN must keep meaning "not
+    logged")."""
+    bad = present & ~np.isfinite(values)
+    if not bad.any():
+        return values
+    out = np.array(values, dtype=np.float64)
+    out[bad] = np.inf
+    return out
+
+
+def _at(s: tuple[np.ndarray, np.ndarray], steps: np.ndarray) -> np.ndarray:
+    """The series' value at each of ``steps`` where it has one (its last write there), NaN
+    elsewhere; a written non-finite value is inf (:func:`grad_norm_values`)."""
+    st, v = s
+    v = np.where(np.isfinite(v), v, np.inf)
+    order = np.argsort(st, kind="stable")
+    st, v = st[order], v[order]
+    i = np.searchsorted(st, steps, side="right") - 1
+    out = v[np.maximum(i, 0)].astype(np.float64)
+    out[(i < 0) | (st[np.maximum(i, 0)] != steps)] = np.nan
+    return out
 
 
 def _carried(s: tuple[np.ndarray, np.ndarray], steps: np.ndarray) -> np.ndarray:

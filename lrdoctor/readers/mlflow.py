@@ -133,8 +133,8 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
     if not files:
         raise LrDoctorError("the run logged no metrics (metrics/ is empty)", src)
     sel = Selection(list(files), metric=metric, lr_column=lr_column, source=src)
-    wanted = [t for t in dict.fromkeys([*(sel.parts or [sel.loss]), sel.lr, sel.val])
-              if t is not None]
+    wanted = [t for t in dict.fromkeys([*(sel.parts or [sel.loss]), sel.lr, sel.val,
+                                        sel.grad_norm]) if t is not None]
     series, notes = {}, []
     if step is not None:
         notes.append("--step is ignored for MLflow runs: every metric line has its step")
@@ -144,9 +144,10 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
         except LrDoctorError as exc:
             if key == sel.loss or key in sel.parts:
                 raise
-            notes.append(f"{key}: {exc.message} (left out)")  # the LR or validation loss
+            notes.append(f"{key}: {exc.message} (left out)")  # LR, val loss, grad norm
             sel.lr = None if key == sel.lr else sel.lr
             sel.val = None if key == sel.val else sel.val
+            sel.grad_norm = None if key == sel.grad_norm else sel.grad_norm
     return [from_series(series, sel, src, run_name(path), notes)]
 
 
