@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 #: Kinds whose evidence stands on its own.
-DECISIVE = ("nonfinite", "explosion", "divergence", "stuck_high")
+DECISIVE = ("nonfinite", "hidden_nonfinite", "explosion", "divergence", "stuck_high")
 
 
 def confidence(verdict: str, cause: str | None, severity: float, n_points: int, *,

@@ -16,7 +16,10 @@ from lrdoctor.rules import Recommendation, above_range, recommend
 
 #: Kinds that say the LR is too high; the most severe finding decides the rule quoted, this
 #: order only breaks ties (a non-finite loss before an explosion of equal severity).
-HIGH = ("nonfinite", "explosion", "divergence", "oscillation", "spike")
+HIGH = ("nonfinite", "hidden_nonfinite", "explosion", "divergence", "oscillation", "spike",
+        "grad_spike")
+#: Spike kinds, which make the verdict only from ``SPIKE_SEVERITY`` on (frequent, repeated).
+SPIKES = ("spike", "grad_spike")
 #: Kinds that say it is too low.
 LOW = ("plateau", "slow")
 #: Fewer points than this: no verdict of too low or healthy (``unknown``), which needs a
@@ -24,9 +27,11 @@ LOW = ("plateau", "slow")
 MIN_POINTS = FEW_POINTS
 #: The detectors that judge from a few points: one NaN, a jump far above the start, or a
 #: climb that ends far above it says the LR is too high at any length.
-FEW_POINT_DETECTORS = ("nonfinite", "explosion", "divergence")
+FEW_POINT_DETECTORS = ("nonfinite", "explosion", "divergence", "gradnorm")
 #: Why a finding of each of those kinds needs no history (a note on a short run's verdict).
 _NO_HISTORY = {"nonfinite": "a non-finite loss needs no history",
+               "hidden_nonfinite": "a NaN loss the log hides (non-finite gradient norm) "
+                                   "needs no history",
                "explosion": "a jump far above the starting loss needs no history",
                "divergence": "a loss that climbs back and stays up to the end needs no "
                              "history"}
@@ -141,7 +146,7 @@ def weigh(findings: list[Finding], n_points: int) -> tuple[str, Finding | None]:
     """The verdict and the finding that decided it: a sign of a too-high LR decides at any
     length; with fewer than ``MIN_POINTS`` points nothing else does (``unknown``)."""
     high = [f for f in findings if f.kind in HIGH
-            and (f.kind != "spike" or f.severity >= SPIKE_SEVERITY)]
+            and (f.kind not in SPIKES or f.severity >= SPIKE_SEVERITY)]
     if high:
         return "too_high", min(high, key=lambda f: (-f.severity, HIGH.index(f.kind)))
     if n_points < MIN_POINTS:
@@ -167,7 +172,11 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
     lr_col = history.columns["lr"]
     if lr_col is not None and not logged.all():
         lr_col = lr_col[logged]  # an LR column with no value is told by Curve.lr_range
-    curve = detect.Curve(steps=history.logged_steps, values=values, lr=lr_col)
+    grad = history.columns["grad_norm"]
+    if grad is not None and not logged.all():
+        grad = grad[logged]  # read at the loss's points (where the detector compares them)
+    curve = detect.Curve(steps=history.logged_steps, values=values, lr=lr_col,
+                         grad_norm=grad)
     notes = list(history.notes)
     detectors = detectors or detect.default_detectors()
     if n < MIN_POINTS:
@@ -176,6 +185,7 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
     findings = sorted(findings + _overfitting(history, curve),
                       key=lambda f: f.start if f.start is not None else 0)
     verdict, cause = weigh(findings, n)
+    notes += [f.message for f in findings if f.kind == "grad_nonfinite"]
     if n < MIN_POINTS:
         notes.append(f"judged on only {n} point(s) of {history.metric!r}: "
                      f"{_NO_HISTORY[cause.kind]}" if cause is not None else

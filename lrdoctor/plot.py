@@ -101,16 +101,20 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
         end = f.end if f.end is not None else steps[-1]
         color = COLORS["low"] if f.kind in ("plateau", "slow") else \
             COLORS["val"] if f.kind == "overfitting" else COLORS["high"]
-        if f.kind == "nonfinite":
+        if f.kind in ("nonfinite", "hidden_nonfinite"):
             ax.axvline(start, color=COLORS["high"], ls="--", lw=1.2)
             ax.plot([start], [top], "X", color=COLORS["high"], ms=8, clip_on=False)
-            ax.annotate(f"non-finite from {start:g}", (start, top), xytext=(3, -12),
+            what = "non-finite" if f.kind == "nonfinite" else "hidden NaN (grad norm)"
+            ax.annotate(f"{what} from {start:g}", (start, top), xytext=(3, -12),
                         textcoords="offset points", fontsize=7, color=COLORS["high"])
-        elif f.kind == "spike":
+        elif f.kind == "grad_nonfinite":
+            continue  # loss-scale skips: a note, not evidence to draw
+        elif f.kind in ("spike", "grad_spike"):
             sp = np.asarray(f.evidence.get("steps", []), dtype=float)
             at = np.searchsorted(steps, sp).clip(0, len(y) - 1)
-            ax.plot(sp, np.minimum(y[at], top), "v", color=COLORS["spike"], ms=4,
-                    label="spike")
+            ax.plot(sp, np.minimum(y[at], top), "v" if f.kind == "spike" else "^",
+                    color=COLORS["spike"], ms=4,
+                    label="spike" if f.kind == "spike" else "grad-norm spike")
         else:
             ax.axvspan(start, end, color=color, alpha=0.12, lw=0, label=f"_{f.kind}")
             # labels of spans that start together are stacked, not printed over each other

@@ -19,10 +19,13 @@ VERY_LARGE = 1e-2
 
 RULE_TEXT = {
     "nonfinite": "non-finite loss (NaN/inf): lower 5-10x",
+    "hidden_nonfinite": "non-finite gradient norm where the logged loss reads 0 (a NaN loss "
+                        "the log hides): lower 5-10x",
     "explosion": "explosion: lower 5-10x",
     "divergence": "divergence: lower 5-10x",
     "oscillation": "violent oscillation: lower 5-10x",
     "spike": "unstable (frequent spikes): lower 5-10x",
+    "grad_spike": "unstable (repeated gradient-norm spikes): lower 5-10x",
     "plateau": "barely moving: raise 3-5x",
     "stuck_high": "stuck from the start at an LR above the rules' range: lower 5-10x",
     "slow": "slow progress: raise 3-5x",

@@ -169,7 +169,8 @@ def result(d) -> float:
     """A run's final training loss: the mean of its last 10% of finite points; inf when it
     diverged (went non-finite, or ended above 1.5x its starting loss)."""
     x = np.asarray(d.history.logged_loss, dtype=np.float64)
-    if len(x) == 0 or not np.isfinite(x).all():
+    if len(x) == 0 or not np.isfinite(x).all() or \
+            any(f.kind == "hidden_nonfinite" for f in d.findings):  # a NaN logged as 0
         return np.inf
     tail = x[-max(1, int(np.ceil(TAIL * len(x)))):]
     final = float(tail.mean())
@@ -286,7 +287,8 @@ def judge(sweep: Sweep, band: float = BAND) -> None:
             verdict, action, factor, suggested = "ok", "keep", (1, 1), lr
             why = "in the sweep's good band (within half a decade of its best grid LR, or as " \
                 "good as the best)"
-        if d.verdict == "too_high" and any(f.kind == "nonfinite" for f in d.findings) \
+        if d.verdict == "too_high" and \
+                any(f.kind in ("nonfinite", "hidden_nonfinite") for f in d.findings) \
                 and verdict != "too_high":
             continue  # its own loss went non-finite: that needs no comparison
         d.sweep = sweep

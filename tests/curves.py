@@ -72,3 +72,13 @@ def kinds(x, **kw):
 
     c = detect.Curve(steps=np.arange(len(x)), values=np.asarray(x, float))
     return {f.kind: f for f in detect.run(c, detect.default_detectors(**kw))}
+
+
+def grad_norms(n=1000, level=1.0, noise=0.2, spikes_at=(), factor=20.0, seed=0):
+    """A gradient norm that settles from 3x its level to it, with lognormal scatter, and
+    ``factor``-fold jumps at the points ``spikes_at``."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / n
+    g = level * (1 + 2 * np.exp(-30 * t)) * np.exp(rng.normal(0, noise, n))
+    g[list(spikes_at)] *= factor
+    return g

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from lrdoctor.detect._curve import Curve
 from lrdoctor.detect.explosion import Divergence, Explosion
+from lrdoctor.detect.gradnorm import GradNorm
 from lrdoctor.detect.nonfinite import NonFinite
 from lrdoctor.detect.oscillation import Oscillation
 from lrdoctor.detect.overfitting import Overfitting
@@ -15,13 +16,14 @@ from lrdoctor.detect.plateau import Progress
 from lrdoctor.detect.spikes import Spikes
 
 __all__ = ["Curve", "NonFinite", "Explosion", "Divergence", "Spikes", "Oscillation",
-           "Progress", "Overfitting", "default_detectors", "run"]
+           "Progress", "GradNorm", "Overfitting", "default_detectors", "run"]
 
 
 def default_detectors(**replace) -> dict:
     """The detectors lrdoctor runs, by name; pass ``name=Detector(...)`` to change one."""
     d = {"nonfinite": NonFinite(), "explosion": Explosion(), "divergence": Divergence(),
-         "spikes": Spikes(), "oscillation": Oscillation(), "progress": Progress()}
+         "spikes": Spikes(), "oscillation": Oscillation(), "progress": Progress(),
+         "gradnorm": GradNorm()}
     unknown = set(replace) - set(d)
     if unknown:
         raise TypeError(f"unknown detector(s) {sorted(unknown)}; known: {sorted(d)}")

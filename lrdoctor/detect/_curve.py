@@ -35,11 +35,15 @@ class Curve:
         The training loss, non-finite values included.
     lr : ndarray or None
         The LR at each step where the log has it (NaN where not logged).
+    grad_norm : ndarray or None
+        The gradient norm at each step where the log has it (NaN where not logged, inf
+        where a non-finite one was written); only ``detect.GradNorm`` reads it.
     """
 
     steps: np.ndarray
     values: np.ndarray
     lr: np.ndarray | None = None
+    grad_norm: np.ndarray | None = None
 
     # ------------------------------------------------------------------ basic facts
     @cached_property
