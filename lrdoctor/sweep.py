@@ -12,8 +12,9 @@ How the best LR is estimated (``basis``):
   above 1.5x its starting loss, diverged and counts as worst;
 - runs at one LR (seeds) are combined by their median;
 - the best grid LR is the one with the lowest result; when both neighbours on the grid have
-  results, a parabola through the three points in log10(LR) places the estimate between
-  them (a coarse grid rarely lands on the optimum);
+  results, a parabola through the three points in log10(LR) (and log(loss) when the losses
+  are positive) places the estimate between them (a coarse grid rarely lands on the
+  optimum);
 - the interval is the stretch of grid LRs around the best whose result is within
   ``tolerance`` (5%) of the best, or within the seed spread at the best when that is wider;
 - at an edge of the grid (the best is the smallest or the largest LR tried) the sweep says
@@ -214,6 +215,8 @@ def estimate(members: list, *, grouped_by: str, tolerance: float = 0.05) -> Swee
     grid_info["best"] = best
     if 0 < b < len(grid) - 1 and np.isfinite(med[b - 1]) and np.isfinite(med[b + 1]):
         xs, ys = grid[b - 1:b + 2], med[b - 1:b + 2]
+        if (ys > 0).all():  # losses that span decades: the parabola in log(loss)
+            ys = np.log(ys)
         a2, a1, _ = np.polyfit(xs, ys, 2)
         if a2 > 0:
             best = float(10 ** np.clip(-a1 / (2 * a2), xs[0], xs[2]))
