@@ -90,7 +90,7 @@ def text_report(diagnoses: list, *, color: bool = False, sweeps: list = ()) -> s
         for f in d.findings:
             where = f"{f.start:g}" if f.start is not None else "?"
             where += "..end" if f.end is None else (f"..{f.end:g}" if f.end != f.start else "")
-            out.append(f"  - {f.kind:<11} steps {where:<16} severity {f.severity:.2f}  "
+            out.append(f"  - {f.kind:<16} steps {where:<16} severity {f.severity:.2f}  "
                        f"{f.message}")
         if not d.findings and d.verdict == "ok":
             out.append("  - no instability, plateau or slow progress found")
