@@ -15,6 +15,7 @@ table, and :class:`lrdoctor.readers._table.Selection` chooses the roles, as for 
 """
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -136,28 +137,57 @@ class Lines:
     a name and a number) is read on its own when its numbers are needed.
     """
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, encoded: bytes | None = None):
+        """``encoded``: the text's UTF-8 bytes when the caller has them."""
         self.text = text
-        self._lines = text.split("\n")
-        shapes = text.encode("utf-8", errors="replace").translate(None, _DIGIT_BYTES)
-        ids: dict[bytes, int] = {}
-        sid = np.fromiter((ids.setdefault(t, len(ids)) for t in shapes.split(b"\n")),
-                          dtype=np.int64, count=len(self._lines))
-        _, first = np.unique(sid, return_index=True)
+        self._lines: list[str] | None = None  # split only when a template needs them
+        if encoded is None:
+            encoded = text.encode("utf-8", errors="replace")
+        shapes = encoded.translate(None, _DIGIT_BYTES)
+        shapes = shapes.split(b"\n")
+        # shape ids in order of first appearance (dict and map run in C, not per line in
+        # Python); so a shape's first line is where the running maximum of the ids grows
+        ids = {t: i for i, t in enumerate(dict.fromkeys(shapes))}
+        sid = np.fromiter(map(ids.__getitem__, shapes), dtype=np.int64, count=len(shapes))
+        del shapes
+        n = self.n = len(sid)
+        top = np.maximum.accumulate(sid)
+        first = np.flatnonzero(np.r_[True, top[1:] > top[:-1]])
         # templates that differ only in padding are one (right-aligned numbers, tabs)
         keys: dict[str, int] = {}
-        shape_key = np.array([keys.setdefault(_key(_NUMBER.sub(SLOT, self._lines[i])),
-                                              len(keys)) for i in first], dtype=np.int64)
+        shape_key = np.array([keys.setdefault(_key(_NUMBER.sub(SLOT, line)), len(keys))
+                              for line in self._some(first)], dtype=np.int64)
         self.key = shape_key[sid]
         self.templates = [Template(k) for k in keys]
-        n = len(self._lines)
         cont = np.array([t.continuation for t in self.templates], dtype=bool)[self.key]
         head = np.where(cont, 0, np.arange(n))
-        self.record = np.maximum.accumulate(head) if n else head
-        self.n = n
+        self.record = np.maximum.accumulate(head)
+        #: templates of lines with no text
+        self.blank = np.array([t.key.strip() == "" for t in self.templates], dtype=bool)
+        self.n_blank = int(np.count_nonzero(self.blank[self.key]))
 
     def lines(self) -> list[str]:
+        if self._lines is None:
+            self._lines = self.text.split("\n")
         return self._lines
+
+    def _some(self, idx: np.ndarray) -> list[str]:
+        """Lines ``idx`` (ascending), without splitting the whole text when they are all
+        near its start (but the last line)."""
+        last = idx[-1] == self.n - 1
+        head = idx[:-1] if last else idx
+        if self._lines is not None or (len(head) and head[-1] > self.n // 8):
+            return [self.lines()[i] for i in idx]
+        out, text, pos, at = [], self.text, 0, 0
+        for i in head.tolist():
+            for _ in range(i - at):
+                pos = text.index("\n", pos) + 1
+            at = i
+            end = text.find("\n", pos)
+            out.append(text[pos:] if end < 0 else text[pos:end])
+        if last:
+            out.append(text[text.rfind("\n") + 1:])  # (rpartition copies the rest)
+        return out
 
     def carries(self, where: list[tuple[int, int]]) -> np.ndarray:
         """Which records hold a name found at these (template, slot) places."""
@@ -189,8 +219,13 @@ class Lines:
         """The line numbers of template ``k`` and, by name, the numbers in the wanted slots
         (slot -> name)."""
         where = np.flatnonzero(self.key == k)
-        lines = self._lines
-        joined = "\n".join([lines[i] for i in where])
+        if len(where) + self.n_blank == self.n and not self.blank[k]:
+            # this template's lines and blank ones (where no template regex can match):
+            # the text itself, not a copy of it
+            joined = self.text
+        else:
+            lines = self.lines()
+            joined = "\n".join([lines[i] for i in where])
         out, rest = {}, {}
         for chain in _chains(sorted(wanted)):
             got = _anchored(self.templates[k].key, chain, joined, len(where))
@@ -206,6 +241,7 @@ class Lines:
         if len(slots) == 1:
             found = [(f,) for f in found]
         if len(found) != len(where):  # some lines of this shape have another template
+            lines = self.lines()
             got = [rx.fullmatch(lines[i]) for i in where]
             odd = [i for i, g in zip(where, got) if g is None]
             where = np.r_[where[[g is not None for g in got]], odd].astype(np.int64)
@@ -251,8 +287,9 @@ def _columns_of(found: list, k: int) -> list[np.ndarray]:
     """Float columns from findall's strings (tuples of ``k`` when ``k`` > 1)."""
     if k == 1:
         return [_floats(found)]
-    try:  # numpy parses the whole table of strings at once
-        table = np.array(found, dtype=np.float64).reshape(len(found), k)
+    try:  # the whole table of strings at once, row after row
+        flat = map(float, itertools.chain.from_iterable(found))
+        table = np.fromiter(flat, dtype=np.float64, count=len(found) * k).reshape(-1, k)
         return [table[:, j] for j in range(k)]
     except ValueError:
         return [_floats([f[j] for f in found]) for j in range(k)]
@@ -318,7 +355,7 @@ _UNIT = re.compile(r"(?<=[\d.])[A-Za-z%]+$")
 
 def _floats(values: list[str]) -> np.ndarray:
     try:
-        return np.array(values, dtype=np.float64)
+        return np.fromiter(map(float, values), dtype=np.float64, count=len(values))
     except ValueError:  # thousands commas, units, quotes
         try:
             return np.array([_UNIT.sub("", v.replace(",", "")) for v in values],
@@ -446,8 +483,7 @@ def _step_names(sel, names: list[str], given) -> list[str]:
 
 def _skipped(lines: Lines, keep: np.ndarray) -> int:
     """Lines with text that belong to no kept record."""
-    blank = np.array([t.key.strip() == "" for t in lines.templates], dtype=bool)[lines.key]
-    return int((~keep[lines.record] & ~blank).sum())
+    return int((~keep[lines.record] & ~lines.blank[lines.key]).sum())
 
 
 def _step(sel, get, given) -> np.ndarray | None:

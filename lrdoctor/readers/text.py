@@ -67,12 +67,20 @@ def read(path: Path, *, step=None, metric=None, lr_column=None, pattern=None
     data = _io.read_bytes(path)
     _io.check_text(path, data[: 1 << 16])
     _check_lines(data, src)
-    text = data.decode("utf-8", errors="replace").lstrip("\ufeff").replace("\r\n", "\n")
+    text = data.decode("utf-8", errors="replace")
+    # the bytes of the text as it is read (when it is not changed below), for _kv.Lines
+    ascii_bytes = data if text.isascii() else None
+    text = text.lstrip("\ufeff")
+    if "\r" in text:  # (a one-character search is much faster than replace's)
+        text = text.replace("\r\n", "\n")
+        ascii_bytes = None
     # colours of progress bars; a bar redrawn with \r or backspaces is a line per redraw
     if "\x1b" in text:
         text = _ANSI.sub("", text)
+        ascii_bytes = None
     if "\r" in text or "\x08" in text:
         text = _REDRAW.sub("\n", text)
+        ascii_bytes = None
     if pattern is not None:
         try:
             rx = re.compile(pattern, re.MULTILINE | re.IGNORECASE)
@@ -101,7 +109,8 @@ def read(path: Path, *, step=None, metric=None, lr_column=None, pattern=None
     if generic is not None and (named or generic[1] > GENERIC_MARGIN * n_chosen):
         if sample is text or generic[2] is text:
             return generic[0]
-        return _kv.read(text, src, step=step, metric=metric, lr_column=lr_column)[0]
+        return _kv.read(text, src, step=step, metric=metric, lr_column=lr_column,
+                        lines=_kv.Lines(text, ascii_bytes))[0]
     if chosen is None or (named and refusal is not None):
         if refusal is not None:
             raise refusal
@@ -133,7 +142,18 @@ def _generic(text: str, src: str, step, metric, lr_column):
 
 def _check_lines(data: bytes, src: str) -> None:
     """A line longer than a training log's lines ever are (a binary or minified file)."""
-    if len(data) <= _io.MAX_LINE_BYTES:
+    limit = _io.MAX_LINE_BYTES
+    if len(data) <= limit:
+        return
+    # a window of limit + 1 bytes from a line's start without a newline is such a line:
+    # jump from window to window at memrchr speed, and count lines only if one is found
+    start = 0
+    while len(data) - start > limit:
+        nl = data.rfind(b"\n", start, start + limit + 1)
+        if nl < 0:
+            break
+        start = nl + 1
+    else:
         return
     raw = np.frombuffer(data, dtype=np.uint8)
     lengths = np.diff(np.r_[-1, np.flatnonzero(raw == 10), len(raw)]) - 1
