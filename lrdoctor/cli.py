@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -24,6 +25,23 @@ REPORT_EPILOG = """examples:
 
 exit status: 0 every input analyzed; 2 an input could not be read (the report still covers
 the others and lists it) or the command was used wrongly."""
+
+WATCH_EPILOG = """examples:
+  lrdoctor watch runs/train.csv                   (status lines on a terminal; Ctrl-C ends)
+  lrdoctor watch lightning_logs/ --interval 5     (new runs in the folder are followed too)
+  lrdoctor watch train.log --format json | my-log-shipper
+  lrdoctor watch metrics.csv --exit-on nonfinite || kill "$TRAIN_PID"
+  lrdoctor watch runs/ --webhook https://hooks.slack.com/services/...
+  lrdoctor watch run.jsonl --on-alert 'python notify.py'   (the event as JSON on stdin)
+
+events (one JSON line each with --format json or when stdout is not a terminal): start,
+verdict (a change, with since_step), finding (a new kind), note, error, end; run events
+carry the run object of 'analyze --format json' plus event, time and alert.
+
+exit status: 0 ended by Ctrl-C, --timeout or --once; 3 an --exit-on condition turned true
+(a run became too_high, too_low, or its loss non-finite); 2 the command was used wrongly
+or an input never gave a run (missing or unreadable until the end)."""
+
 
 def build_parser() -> argparse.ArgumentParser:
     from lrdoctor._version import __version__
@@ -54,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="report.html or report.md")
     _reading_options(r)
+    w = sub.add_parser(
+        "watch", help="follow logs while they are written; alert when the LR goes wrong",
+        description="Follow loss logs as training writes them (CSV/TSV, JSON lines, text "
+                    "logs, trainer_state.json, TensorBoard, MLflow, W&B, a folder where "
+                    "runs appear) and report every change of verdict and every new finding.",
+        epilog=WATCH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _watch_options(w)
     sub.add_parser("formats", help="list the log formats lrdoctor reads, with an example each",
                    description="List the log formats lrdoctor reads (the names "
                                "--input-format takes), with an example each.")
@@ -90,6 +115,42 @@ def _reading_options(a) -> None:
                         "more than 1.5 decades)")
 
 
+def _watch_options(w) -> None:
+    from lrdoctor.readers import FORMATS
+    from lrdoctor.watch import CONDITIONS
+
+    w.add_argument("paths", nargs="+", metavar="PATH",
+                   help="log files, run folders, directories or globs (a path that does "
+                        "not exist yet is waited for)")
+    w.add_argument("--interval", type=float, default=2.0, metavar="S",
+                   help="seconds between polls (default 2)")
+    w.add_argument("--format", choices=["auto", "text", "json"], default="auto",
+                   help="status lines for people, or one JSON line per event (default: "
+                        "status lines on a terminal, JSON otherwise)")
+    w.add_argument("--exit-on", action="append", choices=CONDITIONS, default=[],
+                   metavar="COND", help="exit with status 3 as soon as a run turns so: "
+                   "too_high, too_low or nonfinite (repeatable)")
+    w.add_argument("--alert-on", action="append", choices=CONDITIONS, default=None,
+                   metavar="COND", help="what --on-alert and --webhook fire on (repeatable; "
+                   "default: too_high and nonfinite)")
+    w.add_argument("--on-alert", metavar="CMD",
+                   help="run this shell command with the event as JSON on its stdin")
+    w.add_argument("--webhook", metavar="URL",
+                   help="POST the event as JSON (with a Slack-compatible 'text' field)")
+    w.add_argument("--timeout", type=float, metavar="S", help="stop after S seconds")
+    w.add_argument("--once", action="store_true", help="one pass, then stop")
+    w.add_argument("--lr", type=float, help="the current (peak) LR, when the log lacks it")
+    w.add_argument("--context", choices=["scratch", "finetune"], default="scratch")
+    w.add_argument("--metric", help="the column to diagnose (default: the training loss)")
+    w.add_argument("--step", help="the step column (default: found by name)")
+    w.add_argument("--lr-column", help="the LR column (default: found by name)")
+    w.add_argument("--input-format", "--log-format", dest="input_format",
+                   choices=list(FORMATS), metavar="NAME", help="force the log format")
+    w.add_argument("--pattern", metavar="REGEX",
+                   help="read plain-text logs with this regular expression (as analyze)")
+    w.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -106,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "report":
             return report_command(args)
+        if args.command == "watch":
+            return watch_command(args)
         return analyze_command(args)
     except BrokenPipeError:
         # the reader of the output went away (| head): end quietly; what it read stands
@@ -265,6 +328,95 @@ def report_command(args) -> int:
     print(f"report written to {out}" + (f" (and {len(written) - 1} figure file(s) beside it)"
                                         if len(written) > 1 else ""))
     return 2 if errors else 0
+
+
+def watch_command(args) -> int:
+    """Follow the logs, render each event, fire the alerts, pick the exit code."""
+    import json
+
+    from lrdoctor.render import _clean, summary_table, watch_line, watch_status
+    from lrdoctor.watch import Watcher, post_webhook, run_alert_command
+
+    if not _check_common(args):
+        return 2
+    if not args.interval > 0:
+        _err(f"--interval must be a positive number of seconds, not {args.interval}")
+        return 2
+    as_json = args.format == "json" or (args.format == "auto" and not sys.stdout.isatty())
+    live = not as_json and sys.stdout.isatty()  # status lines redrawn in place
+    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty()
+                                       and not os.environ.get("NO_COLOR"))
+    alert_on = set(args.alert_on or ("too_high", "nonfinite"))
+    exit_on = set(args.exit_on)
+    shown = 0  # status lines on screen, redrawn at each pass
+
+    def emit(ev):
+        if as_json:
+            print(json.dumps(_clean(ev), allow_nan=False), flush=True)
+        else:
+            print(watch_line(ev, color=color), flush=True)
+
+    def redraw(watcher, lines_before):
+        nonlocal shown
+        if not live:
+            return
+        width = shutil.get_terminal_size().columns
+        status = [watch_status(d, width=width, color=color)
+                  for d in watcher.diagnoses_.values()]
+        sys.stdout.write("".join(lines_before) + "\n".join(status) + ("\n" if status else ""))
+        sys.stdout.flush()
+        shown = len(status)
+
+    def clear():
+        if live and shown:
+            sys.stdout.write(f"\033[{shown}F\033[J")
+
+    def alert(ev, watcher):
+        notes = []
+        if args.on_alert:
+            notes.append(run_alert_command(args.on_alert, ev))
+        if args.webhook:
+            notes.append(post_webhook(args.webhook, ev))
+        for n in filter(None, notes):
+            for note in watcher.note("alert", n):
+                emit(note)
+
+    fired = False
+    watcher = Watcher(args.paths, interval=args.interval, lr=args.lr, context=args.context,
+                      step=args.step, metric=args.metric, lr_column=args.lr_column,
+                      format=args.input_format, pattern=args.pattern)
+    try:
+        for batch in watcher.run(timeout=args.timeout, once=args.once):
+            clear()
+            for ev in batch:
+                emit(ev)
+                turned = set(ev.get("alert") or ())
+                if turned & alert_on:
+                    alert(ev, watcher)
+                if turned & exit_on:
+                    fired = True
+            redraw(watcher, [])
+            if fired:
+                break
+    except KeyboardInterrupt:
+        pass
+    finally:
+        watcher.close()
+    clear()
+    try:
+        if as_json:
+            for ev in watcher.end_events():
+                emit(ev)
+        elif watcher.diagnoses_:
+            print(summary_table(list(watcher.diagnoses_.values())), end="", flush=True)
+    except KeyboardInterrupt:  # a second Ctrl-C: end at once
+        pass
+    if fired:
+        return 3
+    unread = watcher.unread_inputs()
+    for p in unread:
+        _err(f"{p}: never gave a run (missing or unreadable until the end)")
+    return 2 if unread else 0
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ import html
 import json
 import math
 
+import numpy as np
+
 from lrdoctor._version import __version__
 from lrdoctor.errors import LrDoctorError
 
@@ -186,3 +188,60 @@ def html_summary(d) -> str:
             + (f"<table><tr><th>kind</th><th>start</th><th>end</th><th>severity</th>"
                f"<th>message</th></tr>{rows}</table>" if rows else "")
             + img + "</div>")
+
+
+def _trend(d) -> str:
+    """``2.31 (falling)``: the last finite loss and its direction over the last fifth."""
+    v = d.history.logged_loss
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return "non-finite"
+    last = f"{v[-1]:.4g}"
+    if len(v) < 10:
+        return last
+    k = max(2, len(v) // 10)
+    now, before = float(np.median(v[-k:])), float(np.median(v[-2 * k:-k]))
+    if now < before * 0.98:
+        return last + " (falling)"
+    if now > before * 1.02:
+        return last + " (rising)"
+    return last + " (flat)"
+
+
+def watch_status(d, *, width: int = 120, color: bool = False) -> str:
+    """The status line of a run being watched: run, step, loss trend, verdict, advice."""
+    steps = d.history.logged_steps
+    step = f"{steps[-1]:g}" if len(steps) else "-"
+    verdict = HEADLINE[d.verdict]
+    line = f"{d.run[-40:]:<24}  step {step:>8}  loss {_trend(d):<18}  {{v}}  {short_advice(d)}"
+    plain = line.format(v=verdict)[:width - 1]
+    if not color or len(plain) < len(line.format(v=verdict)):
+        return plain
+    return line.format(v=f"\033[1;{_COLOR[d.verdict]}m{verdict}\033[0m")
+
+
+def watch_line(ev: dict, *, color: bool = False) -> str:
+    """The line that stays for one event of ``lrdoctor watch``."""
+    import time
+
+    stamp = time.strftime("%H:%M:%S", time.localtime(ev.get("time", time.time())))
+    kind = ev["event"]
+    if kind in ("note", "error"):
+        return f"{stamp}  {ev['source']}: {kind}: {ev['message']}"
+    verdict = HEADLINE.get(ev["verdict"], ev["verdict"])
+    if color:
+        verdict = f"\033[1;{_COLOR.get(ev['verdict'], '0')}m{verdict}\033[0m"
+    r = ev["recommendation"]
+    advice = r["action"] if r["action"] == "keep" else f"{r['action']} {r['factor'][0]:g}-" \
+        f"{r['factor'][1]:g}x" + (f" -> {r['suggested_lr']:.2g}" if r["suggested_lr"] is not None
+                                 else "")
+    head = f"{stamp}  {ev['run']}"
+    if kind == "finding":
+        f = ev["finding"]
+        return f"{head}: new finding {f['kind']} from step {f['start']}: {f['message']}"
+    if kind == "end":
+        return f"{head}: {verdict} at step {ev['last_step']}: {advice}"
+    since = f" since step {ev['since_step']}" if ev.get("since_step") is not None else ""
+    was = f" (was {HEADLINE.get(ev['previous'], ev['previous'])})" if kind == "verdict" else ""
+    what = "watching: " if kind == "start" else ""
+    return f"{head}: {what}{verdict}{since}{was}: {advice}   (rule: {r['rule']})"

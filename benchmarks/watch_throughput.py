@@ -1,0 +1,96 @@
+"""Throughput of ``lrdoctor watch``: a writer process appends a CSV log at a fixed rate while
+a :class:`lrdoctor.watch.Watcher` in this process follows it (reading only the new bytes and
+re-diagnosing the whole history at every poll).
+
+Printed: lines/s written and read, the lag (rows written but not yet read) at every tenth of
+the run, peak RSS (``resource.getrusage``) at the start and the end, and how long a NaN
+appended at the end took to be reported (the target: within 2 intervals).
+
+usage: python benchmarks/watch_throughput.py [--seconds 60] [--rate 100000] [--interval 2]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+WRITER = r"""
+import sys, time, math
+path, rate, seconds = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+tick = 0.01
+per_tick = max(1, int(rate * tick))
+with open(path, "a", buffering=1 << 20) as fh:
+    t0 = time.monotonic(); s = 0
+    while time.monotonic() - t0 < seconds:
+        fh.write("".join(f"{k},{2.5 * math.exp(-k / 3e6) + 0.1:.5f},0.001\n"
+                         for k in range(s, s + per_tick)))
+        fh.flush()
+        s += per_tick
+        lag = t0 + s / rate - time.monotonic()
+        if lag > 0:
+            time.sleep(lag)
+    fh.write(f"{s},nan,0.001\n")
+    fh.flush()
+    print(s, time.time(), flush=True)   # rows written, when the NaN was written
+"""
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--rate", type=int, default=100_000, help="lines per second written")
+    ap.add_argument("--interval", type=float, default=2.0)
+    args = ap.parse_args()
+    from lrdoctor.watch import Watcher
+
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "train.csv"
+        log.write_text("step,loss,lr\n")
+        print(f"peak RSS at start: {peak_rss_mib():.0f} MiB")
+        writer = subprocess.Popen([sys.executable, "-c", WRITER, str(log), str(args.rate),
+                                   str(args.seconds)], stdout=subprocess.PIPE, text=True)
+        t0 = time.monotonic()
+        read_rows, nan_seen, report = 0, None, args.seconds / 10
+        with Watcher([str(log)], interval=args.interval) as w:
+            for batch in w.run(timeout=args.seconds + 10 * args.interval + 30):
+                src = w._sources.get(str(log))
+                if src is not None and src.follower is not None:
+                    read_rows = src.follower.rows
+                if any(e.get("finding", {}).get("kind") == "nonfinite" for e in batch):
+                    nan_seen = time.time()
+                    break
+                elapsed = time.monotonic() - t0
+                if elapsed >= report and elapsed <= args.seconds:
+                    written = int(min(elapsed, args.seconds) * args.rate)
+                    print(f"t={elapsed:5.1f}s  read {read_rows:>10,} rows  lag ~"
+                          f"{max(0, written - read_rows):>9,} rows  peak RSS "
+                          f"{peak_rss_mib():.0f} MiB", flush=True)
+                    report += args.seconds / 10
+            rows_written, nan_time = writer.communicate(timeout=60)[0].split()
+        elapsed = time.monotonic() - t0
+        rows_written = int(rows_written)
+        print(f"written: {rows_written:,} rows in {args.seconds:g} s "
+              f"({rows_written / args.seconds:,.0f} lines/s)")
+        print(f"read:    {read_rows:,} rows, {read_rows / min(elapsed, args.seconds):,.0f} "
+              f"lines/s over the writing time")
+        if nan_seen is not None:
+            late = nan_seen - float(nan_time)
+            print(f"NaN reported {late:.2f} s after it was written ({late / args.interval:.2f} "
+                  f"intervals of {args.interval:g} s)")
+        else:
+            print("NaN NOT reported")
+        print(f"peak RSS at end: {peak_rss_mib():.0f} MiB "
+              f"(file {os.path.getsize(log) / 2**20:.0f} MiB)")
+
+
+if __name__ == "__main__":
+    main()

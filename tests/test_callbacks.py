@@ -1,0 +1,187 @@
+"""The training callbacks on tiny real models, on CPU, a few seconds each: a run at a sane LR
+stays ``ok``; a run at a huge LR is stopped at its first non-finite step, and the warning
+carries the finding and the advice. Each framework is skipped, with its reason, when its
+extra is not installed."""
+import math
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+from lrdoctor.callbacks import LrDoctorWarning
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+
+def _lrdoctor_warnings(record):
+    return [str(w.message) for w in record if issubclass(w.category, LrDoctorWarning)]
+
+
+def _regression_data(n=256, d=8, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    y = (x @ rng.standard_normal(d) + 0.1 * rng.standard_normal(n)).astype(np.float32)
+    return x, y[:, None]
+
+
+# ------------------------------------------------------------------------------- Lightning
+def _lightning_run(lr, steps, optimizer="Adam", **kw):
+    torch = pytest.importorskip("torch", reason="torch is installed by lrdoctor[lightning]")
+    L = pytest.importorskip("lightning.pytorch", reason="needs lrdoctor[lightning]")
+    from lrdoctor.callbacks import LightningCallback
+
+    torch.manual_seed(0)
+
+    class Net(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Sequential(torch.nn.Linear(8, 32), torch.nn.Tanh(),
+                                           torch.nn.Linear(32, 1))
+
+        def training_step(self, batch, i):
+            x, y = batch
+            return torch.nn.functional.mse_loss(self.net(x), y)
+
+        def configure_optimizers(self):
+            return getattr(torch.optim, optimizer)(self.parameters(), lr=lr)
+
+    x, y = _regression_data()
+    data = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
+        batch_size=16, shuffle=True)
+    cb = LightningCallback(every=50, **kw)
+    trainer = L.Trainer(max_steps=steps, callbacks=[cb], accelerator="cpu",
+                        logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        trainer.fit(Net(), data)
+    return cb, trainer, _lrdoctor_warnings(rec)
+
+
+def test_lightning_sane_lr_stays_ok(tmp_path):
+    cb, trainer, warned = _lightning_run(3e-2, 300, report=tmp_path / "run.html")
+    assert cb.diagnosis_.verdict == "ok" and not warned
+    assert trainer.global_step == 300 and cb.stopped_by_ is None
+    assert (tmp_path / "run.html").stat().st_size > 1000
+
+
+def test_lightning_huge_lr_stops_at_first_nonfinite_step():
+    cb, trainer, warned = _lightning_run(1e3, 300, optimizer="SGD",
+                                         stop_on=("nonfinite", "explosion"))
+    assert cb.stopped_by_.kind == "nonfinite"
+    loss = cb.watch.monitor.diagnosis().history.logged_loss
+    assert not math.isfinite(loss[-1]) and np.isfinite(loss[:-1]).all()
+    assert trainer.global_step == len(loss) < 300
+    assert any("LR too high" in w and "nonfinite" in w and "lower 5-10x" in w
+               for w in warned)
+
+
+# ------------------------------------------------------------------------------- HF
+def _hf_train(tmp_path, lr, steps, optim="adamw_torch", every=100, **kw):
+    pytest.importorskip("torch", reason="torch is installed by lrdoctor[hf]")
+    transformers = pytest.importorskip("transformers", reason="needs lrdoctor[hf]")
+    pytest.importorskip("accelerate", reason="needs lrdoctor[hf]")
+    import torch
+    from lrdoctor.callbacks import HFCallback
+
+    torch.manual_seed(0)
+    config = transformers.GPT2Config(vocab_size=32, n_positions=16, n_embd=16, n_layer=1,
+                                     n_head=2)
+    model = transformers.GPT2LMHeadModel(config)  # built from a config: no download
+    rng = np.random.default_rng(0)
+    seqs = [np.arange(s, s + 16) % 32 for s in rng.integers(0, 32, 128)]
+    data = [{"input_ids": torch.tensor(s), "labels": torch.tensor(s)} for s in seqs]
+    cb = HFCallback(every=every, **kw)
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path / "hf"), max_steps=steps, per_device_train_batch_size=8,
+        learning_rate=lr, lr_scheduler_type="constant", logging_steps=10, report_to=[],
+        save_strategy="no", use_cpu=True, disable_tqdm=True, max_grad_norm=0.0,
+        optim=optim)
+    trainer = transformers.Trainer(model=model, args=args, train_dataset=data,
+                                   callbacks=[cb])
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        trainer.train()
+    return cb, trainer, _lrdoctor_warnings(rec)
+
+
+def test_hf_sane_lr_stays_ok_and_reads_every_step(tmp_path):
+    cb, trainer, warned = _hf_train(tmp_path, 3e-2, 200)
+    assert cb.diagnosis_.verdict == "ok" and not warned
+    assert cb.watch.monitor.n_points == 200  # every optimizer step, not every 10th (logs)
+
+
+def test_hf_huge_lr_stops_at_first_nonfinite_step(tmp_path):
+    cb, trainer, warned = _hf_train(tmp_path, 1e3, 150, optim="sgd",
+                                   stop_on=("nonfinite",))
+    assert cb.stopped_by_ is not None and cb.stopped_by_.kind == "nonfinite"
+    loss = cb.watch.monitor.diagnosis().history.logged_loss
+    assert not math.isfinite(loss[-1]) and np.isfinite(loss[:-1]).all()
+    assert trainer.state.global_step == cb.watch.monitor.n_points < 150
+    assert any("LR too high" in w and "lower 5-10x" in w for w in warned)
+
+
+# ------------------------------------------------------------------------------- Keras
+def _keras_fit(lr, epochs, optimizer="Adam", **kw):
+    keras = pytest.importorskip("keras", reason="needs lrdoctor[keras]")
+    if keras.backend.backend() != "jax":
+        pytest.skip(f"Keras runs on the {keras.backend.backend()!r} backend; the test "
+                    "uses JAX (KERAS_BACKEND=jax)")
+    from lrdoctor.callbacks import KerasCallback
+
+    keras.utils.set_random_seed(0)
+    x, y = _regression_data()
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(32, activation="tanh"),
+                              keras.layers.Dense(1)])
+    model.compile(optimizer=getattr(keras.optimizers, optimizer)(lr), loss="mse")
+    cb = KerasCallback(every=50, **kw)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        hist = model.fit(x, y, batch_size=16, epochs=epochs, verbose=0, callbacks=[cb])
+    return cb, hist, _lrdoctor_warnings(rec)
+
+
+def test_keras_sane_lr_stays_ok():
+    cb, hist, warned = _keras_fit(3e-2, 20)
+    assert cb.diagnosis_.verdict == "ok" and not warned
+    assert cb.watch.monitor.n_points == 20 * 16
+    assert hist.history["lrdoctor_verdict_code"][-1] == 0.0
+
+
+def test_keras_recovers_the_batch_loss_from_the_running_mean():
+    cb, hist, _ = _keras_fit(3e-3, 2)
+    loss = cb.watch.monitor.diagnosis().history.logged_loss
+    # the epoch's mean of the recovered batch losses is the loss Keras reports for it
+    assert np.allclose([loss[:16].mean(), loss[16:].mean()], hist.history["loss"],
+                       rtol=1e-4)
+
+
+def test_keras_huge_lr_stops_at_first_nonfinite_step():
+    cb, hist, warned = _keras_fit(1e3, 20, optimizer="SGD", stop_on=("nonfinite",))
+    assert cb.stopped_by_ is not None and cb.stopped_by_.kind == "nonfinite"
+    loss = cb.watch.monitor.diagnosis().history.logged_loss
+    assert not math.isfinite(loss[-1]) and np.isfinite(loss[:-1]).all()
+    assert cb.watch.monitor.n_points < 20 * 16
+    assert any("LR too high" in w and "lower 5-10x" in w for w in warned)
+
+
+# ------------------------------------------------------------------------------- faults
+def test_missing_framework_names_the_extra(monkeypatch):
+    import builtins
+    import importlib
+    import sys
+
+    real = builtins.__import__
+
+    def no_keras(name, *a, **k):
+        if name == "keras" or name.startswith("keras."):
+            raise ImportError("No module named 'keras'")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_keras)
+    monkeypatch.delitem(sys.modules, "lrdoctor.callbacks.keras", raising=False)
+    monkeypatch.delitem(sys.modules, "keras", raising=False)
+    with pytest.raises(ImportError, match=r"pip install lrdoctor\[keras\]"):
+        importlib.import_module("lrdoctor.callbacks.keras")

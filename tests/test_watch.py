@@ -1,0 +1,302 @@
+"""lrdoctor.watch: following logs while they are written (``lrdoctor watch``)."""
+import http.server
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lrdoctor
+from lrdoctor.cli import main
+from lrdoctor.watch import Watcher
+
+ROOT = Path(__file__).resolve().parents[1]
+FAST = 0.05  # seconds between polls in these tests
+
+
+def rows(start, n, loss=lambda s: 2.5 * np.exp(-s / 300) + 0.1, lr=1e-3):
+    return "".join(f"{s},{loss(s):.6f},{lr}\n" for s in range(start, start + n))
+
+
+def kinds(events):
+    return [e["event"] for e in events]
+
+
+def test_appended_in_steps_with_partial_lines(tmp_path):
+    log = tmp_path / "run.csv"
+    log.write_text("step,loss,lr\n" + rows(0, 50) + "50,2.3")  # a partial last line
+    with Watcher([str(log)]) as w:
+        ev = w.poll()
+        assert kinds(ev) == ["start"] and ev[0]["last_step"] == 49
+        with open(log, "a") as fh:
+            fh.write("1,0.001\n" + rows(51, 10))
+        assert kinds(w.poll()) in ([], ["verdict"], ["finding"], ["finding", "verdict"])
+        d = w.diagnoses_[str(log)]
+        assert d.history.logged_steps[-1] == 60 and len(d.history.logged_steps) == 61
+        assert d.history.logged_loss[50] == pytest.approx(2.31)
+        assert w.poll() == []  # nothing new: no event, nothing read
+
+
+def test_nan_appended_turns_too_high_with_events(tmp_path):
+    log = tmp_path / "run.csv"
+    log.write_text("step,loss,lr\n" + rows(0, 300))
+    with Watcher([str(log)]) as w:
+        w.poll()
+        with open(log, "a") as fh:
+            fh.write("300,nan,0.001\n")
+        ev = w.poll()
+        assert "verdict" in kinds(ev) and "finding" in kinds(ev)
+        verdict = next(e for e in ev if e["event"] == "verdict")
+        assert verdict["verdict"] == "too_high" and verdict["since_step"] == 300
+        assert "too_high" in verdict["alert"]
+        finding = next(e for e in ev if e["event"] == "finding")
+        assert finding["finding"]["kind"] == "nonfinite" and finding["alert"] == ["nonfinite"]
+
+
+def test_truncated_and_replaced_are_read_again(tmp_path):
+    log = tmp_path / "run.csv"
+    log.write_text("step,loss,lr\n" + rows(0, 100))
+    with Watcher([str(log)]) as w:
+        w.poll()
+        log.write_text("step,loss,lr\n" + rows(0, 20))  # truncated in place
+        ev = w.poll()
+        assert any("truncated" in e.get("message", "") for e in ev)
+        assert len(w.diagnoses_[str(log)].history.logged_steps) == 20
+        other = tmp_path / "new.csv"
+        other.write_text("step,loss,lr\n" + rows(0, 30))
+        os.replace(other, log)  # rotated: another inode
+        ev = w.poll()
+        assert any("replaced" in e.get("message", "") for e in ev)
+        assert len(w.diagnoses_[str(log)].history.logged_steps) == 30
+
+
+def test_deleted_file_one_note_and_back(tmp_path):
+    log = tmp_path / "run.csv"
+    log.write_text("step,loss,lr\n" + rows(0, 40))
+    with Watcher([str(log)]) as w:
+        w.poll()
+        log.unlink()
+        notes = w.poll() + w.poll()
+        assert [e["message"] for e in notes if e["event"] == "note"] == \
+            ["the file was deleted; waiting for it to come back"]
+        log.write_text("step,loss,lr\n" + rows(0, 60))
+        w.poll()
+        assert len(w.diagnoses_[str(log)].history.logged_steps) == 60
+
+
+def test_late_file_is_waited_for(tmp_path):
+    log = tmp_path / "later.jsonl"
+    with Watcher([str(log)]) as w:
+        ev = w.poll() + w.poll()
+        assert kinds(ev) == ["note"] and "waiting" in ev[0]["message"]
+        log.write_text("".join(json.dumps({"step": s, "loss": 2.0 - s / 100}) + "\n"
+                               for s in range(30)))
+        assert kinds(w.poll()) == ["start"]
+        assert w.unread_inputs() == []
+
+
+def test_directory_where_a_new_run_appears(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "metrics.csv").write_text("step,loss,lr\n" + rows(0, 40))
+    with Watcher([str(tmp_path)]) as w:
+        assert [e["run"] for e in w.poll()] == ["a"]
+        (tmp_path / "b").mkdir()
+        (tmp_path / "b" / "metrics.csv").write_text("step,loss,lr\n" + rows(0, 40))
+        ev = w.poll()
+        assert [(e["event"], e["run"]) for e in ev] == [("start", "b")]
+
+
+def test_damaged_line_is_a_note_and_other_runs_go_on(tmp_path):
+    bad, good = tmp_path / "bad.csv", tmp_path / "good.csv"
+    bad.write_text("step,loss,lr\n" + rows(0, 40))
+    good.write_text("step,loss,lr\n" + rows(0, 40))
+    with Watcher([str(bad), str(good)]) as w:
+        w.poll()
+        with open(bad, "a") as fh:
+            fh.write("40,2.\x00x1,0.001\n41,1.0\n" + rows(42, 5))
+        with open(good, "a") as fh:
+            fh.write(rows(40, 5))
+        ev = w.poll()
+        assert any(e["event"] == "note" and e["source"] == str(bad) for e in ev)
+        assert w.diagnoses_[str(good)].history.logged_steps[-1] == 44
+        assert w.diagnoses_[str(bad)].history.logged_steps[-1] == 46
+
+
+def _prefix_check(full: Path, tmp_path: Path, cuts, name=None):
+    """Stream ``full`` in the given byte cuts; after each, the watcher's verdict equals
+    lrdoctor.analyze on the complete lines written so far."""
+    data = full.read_bytes()
+    log = tmp_path / (name or full.name)
+    log.write_bytes(b"")
+    ref = tmp_path / "ref" / log.name
+    ref.parent.mkdir(exist_ok=True)
+    with Watcher([str(log)]) as w:
+        done = 0
+        for cut in cuts:
+            with open(log, "ab") as fh:
+                fh.write(data[done:cut])
+            done = cut
+            w.poll()
+            complete = data[: data.rfind(b"\n", 0, cut) + 1]
+            try:
+                ref.write_bytes(complete)
+                batch = lrdoctor.analyze(ref)
+            except lrdoctor.LrDoctorError:
+                continue  # header only, too short: nothing to compare
+            got = {d.run: (d.verdict, [f.kind for f in d.findings], len(d.history.steps))
+                   for d in w.diagnoses_.values()}
+            want = {d.run: (d.verdict, [f.kind for f in d.findings], len(d.history.steps))
+                    for d in batch}
+            assert got == want, f"after {cut} bytes"
+
+
+def test_streaming_equals_batch_on_prefixes_of_a_real_csv(shared, tmp_path):
+    files = sorted((shared / "benchmarks" / "lr_sweeps" / "runs").glob("*.csv"))
+    if not files:
+        pytest.skip("no sweep runs")
+    rng = np.random.default_rng(0)
+    for f in files[:: max(1, len(files) // 4)][:4]:
+        size = f.stat().st_size
+        cuts = sorted(set(rng.integers(1, size, 12).tolist())) + [size]
+        _prefix_check(f, tmp_path, cuts)
+
+
+def test_streaming_equals_batch_on_prefixes_of_jsonl_and_text(tmp_path):
+    rng = np.random.default_rng(1)
+    jl = tmp_path / "src" / "metrics.jsonl"
+    jl.parent.mkdir()
+    lines = []
+    for s in range(400):
+        rec = {"step": s, "loss": float(2.5 * np.exp(-s / 80) + rng.normal(0, .02)),
+               "lr": 1e-3}
+        if s % 50 == 49:
+            rec = {"step": s, "val_loss": 1.0}  # an evaluation line, no loss
+        if s == 350:
+            rec["loss"] = float("nan")
+        lines.append(json.dumps(rec))
+    jl.write_text("\n".join(lines) + "\n")
+    size = jl.stat().st_size
+    _prefix_check(jl, tmp_path, sorted(set(rng.integers(1, size, 15).tolist())) + [size])
+    txt = tmp_path / "src" / "train.log"
+    txt.write_text("".join(f"iter {s}: loss {2.5 * np.exp(-s / 200) + 0.05:.4f}, time 1ms\n"
+                           for s in range(600)))
+    size = txt.stat().st_size
+    _prefix_check(txt, tmp_path, sorted(set(rng.integers(1, size, 8).tolist())) + [size])
+
+
+# ------------------------------------------------------------------ the command line
+def _writer(path: Path, lines: list[str], delay: float):
+    def go():
+        for ln in lines:
+            time.sleep(delay)
+            with open(path, "a") as fh:
+                fh.write(ln)
+    t = threading.Thread(target=go, daemon=True)
+    t.start()
+    return t
+
+
+def test_cli_json_events_and_exit_on_nonfinite(tmp_path, capsys):
+    log = tmp_path / "run.csv"
+    log.write_text("step,loss,lr\n" + rows(0, 100))
+    _writer(log, ["100,nan,0.001\n"], delay=0.3)
+    t0 = time.monotonic()
+    rc = main(["watch", str(log), "--interval", str(FAST), "--exit-on", "nonfinite",
+               "--timeout", "30", "--format", "json"])
+    assert rc == 3
+    assert time.monotonic() - t0 < 20  # fired long before the timeout
+    events = [json.loads(ln) for ln in capsys.readouterr().out.splitlines()]
+    assert events[0]["event"] == "start"
+    for key in ("source", "run", "verdict", "recommendation", "findings", "last_step"):
+        assert key in events[0]
+    fired = [e for e in events if "nonfinite" in (e.get("alert") or [])]
+    assert fired and fired[0]["finding"]["start"] == 100
+
+
+def test_nan_reported_within_two_intervals(tmp_path):
+    log = tmp_path / "run.csv"
+    log.write_text("step,loss,lr\n" + rows(0, 200))
+    with Watcher([str(log)], interval=FAST) as w:
+        passes = w.run(timeout=30)
+        next(passes)
+        with open(log, "a") as fh:
+            fh.write("200,nan,0.001\n")
+        for k, batch in enumerate(passes):
+            if any(e.get("finding", {}).get("kind") == "nonfinite" for e in batch):
+                break
+        assert k + 1 <= 2
+
+
+def test_cli_on_alert_command_gets_the_event(tmp_path, capsys):
+    log, out = tmp_path / "run.csv", tmp_path / "alert.json"
+    log.write_text("step,loss,lr\n" + rows(0, 100) + "100,inf,0.001\n")
+    cmd = f"{sys.executable} -c \"import sys; open(r'{out}', 'w').write(sys.stdin.read())\""
+    assert main(["watch", str(log), "--once", "--on-alert", cmd, "--format", "json"]) == 0
+    got = json.loads(out.read_text())
+    assert got["event"] == "start" and got["verdict"] == "too_high"
+    assert main(["watch", str(log), "--once", "--on-alert", "exit 7"]) == 0
+    assert "--on-alert command exited with status 7" in capsys.readouterr().out
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    got: list = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        _Hook.got.append(json.loads(body))
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args):
+        pass
+
+
+def test_cli_webhook_posts_slack_text(tmp_path, capsys):
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        log = tmp_path / "run.csv"
+        log.write_text("step,loss,lr\n" + rows(0, 100) + "100,nan,0.001\n")
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        assert main(["watch", str(log), "--once", "--webhook", url]) == 0
+        [posted] = _Hook.got
+        assert posted["event"] == "start" and posted["verdict"] == "too_high"
+        assert "run 'run'" in posted["text"] and "step 100" in posted["text"]
+    finally:
+        server.shutdown()
+        server.server_close()
+    # a webhook nobody answers: one note, no crash
+    assert main(["watch", str(log), "--once", "--webhook", url]) == 0
+    assert "not delivered" in capsys.readouterr().out
+
+
+def test_cli_text_mode_and_exit_codes(tmp_path, capsys):
+    log = tmp_path / "run.csv"
+    log.write_text("step,loss,lr\n" + rows(0, 100))
+    assert main(["watch", str(log), "--once", "--format", "text"]) == 0
+    out = capsys.readouterr().out
+    assert "run: watching:" in out and "verdict" in out  # the event line, the summary table
+    assert main(["watch", str(tmp_path / "missing.csv"), "--timeout", "0.2",
+                 "--interval", str(FAST)]) == 2
+    assert main(["watch", str(log), "--once", "--interval", "0"]) == 2
+    with pytest.raises(SystemExit):
+        main(["watch", str(log), "--exit-on", "bogus"])
+
+
+def test_ctrl_c_ends_with_the_summary(tmp_path):
+    log = tmp_path / "run.csv"
+    log.write_text("step,loss,lr\n" + rows(0, 100))
+    p = subprocess.Popen([sys.executable, "-m", "lrdoctor", "watch", str(log), "--format",
+                          "text", "--interval", str(FAST)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    time.sleep(3)
+    p.send_signal(2)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, err
+    assert "Traceback" not in err and "advice" in out
