@@ -3,10 +3,10 @@ re-diagnoses every ``every`` steps (and at once on a non-finite loss).
 
 >>> import lrdoctor
 >>> mon = lrdoctor.Monitor(every=100)
->>> for step in range(300):
-...     d = mon.update(step, 2.0 * 0.99 ** step, lr=1e-3)
->>> mon.diagnosis().verdict
-'ok'
+>>> for step in range(50):
+...     d = mon.update(step, 2.0 / (1 + step), lr=1.0)
+>>> mon.update(50, float("nan"), lr=1.0).verdict     # a NaN is diagnosed at once
+'too_high'
 
 Each diagnosis is the batch diagnosis of the prefix recorded so far (the same History that
 ``lrdoctor analyze`` builds from a log of those steps, losses and LRs, run through the same
