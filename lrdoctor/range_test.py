@@ -195,8 +195,11 @@ def is_geometric_ramp(steps, lr) -> bool:
 
 def is_range_test(history: History) -> bool:
     """Whether a History is an LR range test (see :func:`is_geometric_ramp`)."""
+    from lrdoctor.detect._curve import lr_range
+
     lr = history.columns["lr"]
-    if lr is None:
+    rng = lr_range(lr)  # no copies: most logs are ruled out here, at memory speed
+    if rng is None or not rng[0] > 0 or rng[1] < rng[0] * 10 ** MIN_DECADES:
         return False
     logged = history.columns["logged"]
     return is_geometric_ramp(history.steps[logged], lr[logged])
