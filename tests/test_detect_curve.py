@@ -26,3 +26,17 @@ def test_points_over_scans_only_bins_that_can_hold_them(n, spikes):
     for limit in (float(np.quantile(x, 0.999)), c.from_z(c.trend + 1.0)):
         per_point = limit if np.ndim(limit) == 0 else np.repeat(limit, c.bin_size)[:n]
         np.testing.assert_array_equal(c.points_over(limit), np.flatnonzero(x > per_point))
+
+
+def test_running_median_by_selection_equals_numpys_median():
+    from lrdoctor.detect._curve import running_median
+
+    rng = np.random.default_rng(3)
+    for n, w in [(7, 3), (100, 5), (1000, 51), (4096, 205)]:
+        z = rng.standard_t(3, n).cumsum()
+        h = w // 2
+        padded = np.concatenate((np.full(h, z[0]), z, np.full(h, z[-1])))
+        ref = np.median(np.lib.stride_tricks.sliding_window_view(padded, w), axis=1)
+        assert np.array_equal(running_median(z, w), ref)
+    z[5] = np.nan  # NaN goes through np.median, which propagates it
+    assert np.isnan(running_median(z, 5)[3:8]).all()
