@@ -231,7 +231,12 @@ def plot_sweep(diagnoses: list, fig=None, *, logy: bool | None = None):
         ax.plot(xs, ys, color=color, lw=1.2, alpha=0.9)
         marker, mcolor = VERDICT_MARKERS[d.verdict]
         ax.plot([xs[-1]], [ys[-1]], marker, color=mcolor, ms=6, mec="white", mew=0.5)
-        finals.append(curve.final_level if curve.n_finite_prefix == curve.n else np.inf)
+        if d.sweep is not None:  # the sweep's own result, so the panel shows its basis
+            from lrdoctor.sweep import result
+
+            finals.append(result(d))
+        else:
+            finals.append(curve.final_level if curve.n_finite_prefix == curve.n else np.inf)
         fin = ys[np.isfinite(ys)]
         all_pos.extend(fin[fin > 0][:1].tolist() + fin[fin > 0][-1:].tolist())
         spans.append(fin)
@@ -290,7 +295,9 @@ def plot_sweep(diagnoses: list, fig=None, *, logy: bool | None = None):
         if logy:
             ax_lr.set_yscale("log")
         ax_lr.set_xlabel("learning rate", fontsize=8)
-        ax_lr.set_ylabel("final loss (median of last 5%)", fontsize=8)
+        swept = any(d.sweep is not None for d in diagnoses)
+        ax_lr.set_ylabel("final loss (mean of last 10%)" if swept
+                         else "final loss (median of last 5%)", fontsize=8)
         ax_lr.tick_params(labelsize=7)
         ax_lr.set_title("final loss vs LR", fontsize=9, loc="left")
     fig.tight_layout()
