@@ -220,7 +220,8 @@ def estimate(members: list, *, grouped_by: str, tolerance: float = 0.05) -> Swee
         a2, a1, _ = np.polyfit(xs, ys, 2)
         if a2 > 0:
             best = float(10 ** np.clip(-a1 / (2 * a2), xs[0], xs[2]))
-    spread = float(np.ptp(per[b])) if len(per[b]) > 1 else 0.0
+    seen = per[b][np.isfinite(per[b])]  # a diverged seed (inf) is no spread of the result
+    spread = float(np.ptp(seen)) if len(seen) > 1 else 0.0
     good = med <= med[b] + max(tolerance * abs(med[b]), spread)
     lo = hi = b
     while lo > 0 and good[lo - 1]:

@@ -86,6 +86,19 @@ def test_a_diverged_run_counts_as_worst(tmp_path, capsys):
     assert top["verdict"] == "too_high" and sw["best_lr"] < 1e-2
 
 
+def test_a_diverged_seed_at_the_best_lr_does_not_widen_the_good_range(tmp_path, capsys):
+    write_sweep(tmp_path, GRID, seeds=(0, 1, 2))
+    f = tmp_path / "mlp__lr0.001__s2.csv"  # one seed at the best LR goes NaN
+    rows = f.read_text().splitlines()
+    rows[300:] = [f"{r.split(',')[0]},nan,0.001" for r in rows[300:]]
+    f.write_text("\n".join(rows) + "\n")
+    _, doc = analyze_json(capsys, tmp_path)
+    [sw] = doc["sweeps"]
+    lo, hi = sw["best_lr_range"]
+    assert 1e-4 < lo and hi < 1e-2  # not the whole grid
+    assert {r["verdict"] for r in doc["runs"] if r["current_lr"] == 1e-1} == {"too_high"}
+
+
 def test_the_validation_pick_is_given_when_it_disagrees(tmp_path, capsys):
     write_sweep(tmp_path, GRID, val=lambda lr: 1 + abs(np.log10(lr / 1e-4)))
     _, doc = analyze_json(capsys, tmp_path)
