@@ -123,6 +123,7 @@ def test_expand_directories_and_globs(tmp_path):
 
 BAD = {
     "empty": (b"", "empty"),
+    "bom_only": (b"\xef\xbb\xbf\n", "empty"),
     "header_only": (b"step,loss\n", "header only"),
     "no_loss": (b"step,acc\n0,0.5\n", "no loss column found; columns seen: 'step', 'acc'"),
     "bad_cell": (b"step,loss\n0,1\n1,2\n2,abc\n", "line 4: column 'loss' holds 'abc'"),
@@ -140,6 +141,20 @@ def test_bad_input_gives_one_clear_line(tmp_path, case):
         read(p)
     msg = str(exc.value)
     assert expected in msg and "\n" not in msg and str(p) in msg
+
+
+def test_empty_lines_before_the_header_are_skipped(tmp_path):
+    p = tmp_path / "r.csv"
+    p.write_bytes(b"\xef\xbb\xbf\n\nstep,loss\n0,1\n1,0.5\n")
+    [h] = read(p)
+    assert h.metric == "loss" and list(h.loss) == [1.0, 0.5]
+
+
+def test_a_wandb_chart_column_name_not_utf8_is_one_line(tmp_path):
+    p = tmp_path / "chart.csv"
+    p.write_bytes(b"Step,run_\xf6 - train/loss,run_\xf6 - train/loss__MIN\n0,1,1\n1,0.5,0.5\n")
+    with pytest.raises(LrDoctorError, match="holds bytes that are not UTF-8 text"):
+        read(p)
 
 
 def test_truncated_gzip(tmp_path):

@@ -21,8 +21,13 @@ from lrdoctor.readers import _io
 from lrdoctor.readers._table import Selection, build
 
 
+def _header_line(text: str) -> str:
+    """The first non-empty line (pyarrow skips empty lines before the header too)."""
+    return next((line for line in text.lstrip("\ufeff").splitlines() if line), "")
+
+
 def sniff_delimiter(sample: str, path: Path) -> str:
-    first = sample.lstrip("\ufeff").splitlines()[0] if sample.strip() else ""
+    first = _header_line(sample)
     if path.name.lower().removesuffix(".gz").endswith(".tsv"):
         return "\t"
     counts = {d: first.count(d) for d in (",", "\t", ";")}
@@ -38,10 +43,10 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
     sample = _io.head(path)
     _io.check_text(path, sample)
     text = sample.decode("utf-8", errors="replace")
-    if not text.strip():
+    if not text.lstrip("\ufeff").strip():
         raise LrDoctorError("the file is empty; it needs a header line and rows of losses", src)
     sep = sniff_delimiter(text, path)
-    header_line = text.lstrip("\ufeff").splitlines()[0]
+    header_line = _header_line(text)
     header = next(csv.reader(io.StringIO(header_line), delimiter=sep))
     if len(header_line) >= len(text) - 1 and len(sample) >= (1 << 16):
         _raise_long_line(path, limit=len(sample) - 1)
@@ -109,9 +114,7 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
     except pa.ArrowInvalid as exc:
         _raise_parse_error(path, sep, header, now, str(exc))
     except KeyError:  # pyarrow's ArrowKeyError: a chosen column's name is not UTF-8
-        bad = next((c for c in include if "\ufffd" in c), include[0])
-        raise LrDoctorError(f"line 1: the column name {bad!r} holds bytes that are not "
-                            "UTF-8 text; fix the header", src) from None
+        _raise_not_utf8_name(include, src)
     except (EOFError, OSError) as exc:
         raise _io.gzip_error(path, exc) from None
     notes = []
@@ -205,6 +208,8 @@ def _read_wandb_chart(path: Path, sep: str, header: list[str], runs: dict, *, st
                                    column_types={c: pa.float64() for c in wanted}))
     except pa.ArrowInvalid as exc:
         _raise_parse_error(path, sep, header, wanted, str(exc))
+    except KeyError:  # pyarrow's ArrowKeyError: a chosen column's name is not UTF-8
+        _raise_not_utf8_name(wanted, src)
     steps = column_values(table.column(step_col))[0]
     out = []
     for run, cols in runs.items():
@@ -397,6 +402,12 @@ def _undecodable_rows_quiet():
         yield
     finally:
         sys.unraisablehook = hook
+
+
+def _raise_not_utf8_name(names: list, src: str):
+    bad = next((c for c in names if "\ufffd" in c), names[0])
+    raise LrDoctorError(f"line 1: the column name {bad!r} holds bytes that are not "
+                        "UTF-8 text; fix the header", src) from None
 
 
 def _integral_cells(text: str, sep: str, header: list[str], name: str,
