@@ -279,3 +279,18 @@ def test_generic_overrides(tmp_path):
     assert h.metric == "aux_loss" and h.loss.index[-1] == 63 and h.lr.iloc[0] == 0.01
     with pytest.raises(LrDoctorError, match="no name 'nope' in this text"):
         read(p, metric="nope")
+
+
+def test_a_line_of_the_same_shape_that_its_template_cannot_read_keeps_every_name(tmp_path):
+    # one Lightning bar line whose batch counter is not a number: the shape's regex misses
+    # it and the lines are read again one by one, for every wanted name
+    bar = ("Epoch 2:  60%|######    | {i}/50 [00:01<00:00, 35.88it/s, v_num=0, "
+           "train_loss={loss:.3f}, val_loss=0.490]")
+    lines = [bar.format(i=i, loss=0.9 - i / 100) for i in range(1, 21)]
+    lines.insert(10, bar.format(i=7, loss=0.435).replace("60%", "1e-320%").replace(
+        "| 7/50", "| nan/50"))
+    p = tmp_path / "train.log"
+    p.write_text("\n".join(lines) + "\n")
+    [h] = read(p)
+    assert h.metric == "train_loss"
+    np.testing.assert_allclose(h.logged_loss[:10], [0.9 - i / 100 for i in range(1, 11)])

@@ -241,13 +241,15 @@ class Lines:
         if len(slots) == 1:
             found = [(f,) for f in found]
         if len(found) != len(where):  # some lines of this shape have another template
+            # the lines are reordered: every wanted slot is read again, not only the rest
+            slots = sorted(wanted)
+            rx = _template_regex(self.templates[k].key, slots)
             lines = self.lines()
             got = [rx.fullmatch(lines[i]) for i in where]
             odd = [i for i, g in zip(where, got) if g is None]
             where = np.r_[where[[g is not None for g in got]], odd].astype(np.int64)
             found = [g.groups() for g in got if g is not None] + \
                 [_own(lines[i], [wanted[s] for s in slots]) for i in odd]
-            slots = sorted(wanted)
             out = {}
         out.update({wanted[s]: _floats([f[j] for f in found]) for j, s in enumerate(slots)})
         return where, out
