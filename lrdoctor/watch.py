@@ -491,8 +491,12 @@ class _CsvFollower:
         from lrdoctor.readers.delimited import _wandb_chart_runs, sniff_delimiter
 
         if self.header is None:
-            line, _, chunk = chunk.partition(b"\n")
-            text = line.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r")
+            text = ""
+            while not text and chunk:  # empty lines before the header are skipped
+                line, _, chunk = chunk.partition(b"\n")
+                text = line.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r")
+            if not text:
+                return  # no header yet
             self.sep = sniff_delimiter(text, Path(self.path))
             self.header = next(csv.reader(io.StringIO(text), delimiter=self.sep))
             if _wandb_chart_runs(self.header):

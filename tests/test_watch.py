@@ -42,6 +42,18 @@ def test_appended_in_steps_with_partial_lines(tmp_path):
         assert w.poll() == []  # nothing new: no event, nothing read
 
 
+def test_empty_lines_before_the_header_are_skipped_as_in_batch(tmp_path):
+    log = tmp_path / "run.csv"
+    log.write_text("\n")  # nothing but an empty line yet
+    with Watcher([str(log)]) as w:
+        assert "error" not in kinds(w.poll())
+        with open(log, "a") as fh:
+            fh.write("\nstep,loss,lr\n" + rows(0, 50))
+        ev = w.poll()
+        assert kinds(ev) == ["start"] and ev[0]["n_points"] == 50
+        assert ev[0]["verdict"] == lrdoctor.analyze(log)[0].verdict
+
+
 def test_nan_appended_turns_too_high_with_events(tmp_path):
     log = tmp_path / "run.csv"
     log.write_text("step,loss,lr\n" + rows(0, 300))
