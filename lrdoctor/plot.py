@@ -9,6 +9,15 @@ COLORS = {"raw": "#999999", "trend": "#000000", "val": "#0072B2", "lr": "#009E73
 MAX_DRAWN = 20_000
 
 
+def shown(text: str) -> str:
+    """Text from a file name made drawable: bytes that were not UTF-8 (kept by Python as
+    lone surrogates, which the font code refuses) are shown as \\xNN escapes."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that stands for no byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _minmax_decimate(steps: np.ndarray, y: np.ndarray, n_bins: int = MAX_DRAWN // 2):
     """Keep the min and max of each bin so spikes and extremes survive decimation."""
     n = len(y)
@@ -44,7 +53,8 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
     from lrdoctor.render import HEADLINE, caption, short_advice
 
     if getattr(d, "range_test", None) is not None:  # an LR range test: loss against LR
-        ax = plot_range_test(d.range_test, ax=ax, title=f"{d.run}: {HEADLINE[d.verdict]}")
+        ax = plot_range_test(d.range_test, ax=ax,
+                             title=shown(f"{d.run}: {HEADLINE[d.verdict]}"))
         ax.set_xlabel(f"LR (log)\n{HEADLINE[d.verdict]}: {short_advice(d)}", fontsize=8)
         return ax
     if ax is None:
@@ -142,8 +152,8 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
     if lr is not None:
         leg.remove()
         ax2.add_artist(leg)  # drawn above the LR line
-    ax.set_title(f"{d.run}: {HEADLINE[d.verdict]}", fontsize=9, loc="left")
-    ax.figure.text(0.01, 0.01, caption(d), fontsize=7.5, ha="left", va="bottom")
+    ax.set_title(shown(f"{d.run}: {HEADLINE[d.verdict]}"), fontsize=9, loc="left")
+    ax.figure.text(0.01, 0.01, shown(caption(d)), fontsize=7.5, ha="left", va="bottom")
     ax.figure.subplots_adjust(bottom=0.17)
     return ax
 

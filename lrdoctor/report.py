@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from lrdoctor._version import __version__
+from lrdoctor.plot import shown
 from lrdoctor.render import _run_lr, short_advice
 
 _CSS = """
@@ -53,7 +54,9 @@ def write_report(diagnoses: list, path, *, errors=(), logy=None, sweeps=()) -> l
     per_run, sweep = _figures(diagnoses, logy)
     if path.suffix.lower() == ".md":
         return _markdown(diagnoses, path, per_run, sweep, errors, sweeps)
-    path.write_text(html_report(diagnoses, per_run, sweep, errors, sweeps), encoding="utf-8")
+    # shown: the bytes of a file name that is not UTF-8 as \xNN, as in the figures
+    path.write_text(shown(html_report(diagnoses, per_run, sweep, errors, sweeps)),
+                    encoding="utf-8")
     return [path]
 
 
@@ -190,5 +193,5 @@ def _markdown(diagnoses, path: Path, per_run, sweep, errors, sweeps=()) -> list[
         out += [f"- {m(n)}" for n in d.recommendation.notes + d.notes]
         out.append("")
     out.append(f"Written by lrdoctor {__version__}.")
-    path.write_text("\n".join(out) + "\n", encoding="utf-8")
+    path.write_text(shown("\n".join(out) + "\n"), encoding="utf-8")
     return written

@@ -1,5 +1,6 @@
 """lrdoctor/report.py: HTML reports parsed with a real HTML parser, Markdown reports with
 their figures beside them, and escaping of everything that comes from a log."""
+import os
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -70,6 +71,19 @@ def test_markdown_report_writes_figures_beside_it(tmp_path):
     assert all(not Path(link).is_absolute() for link in links)
     assert "<script>" not in md and "&lt;script&gt;alert\\(1\\)" not in md
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in md
+
+
+def test_a_file_name_that_is_not_utf8_is_shown_escaped(tmp_path):
+    # Python keeps such a name's bytes as lone surrogates: the figure's title, the page
+    # and the Markdown must still be written, the byte shown as \\xff
+    rows = "".join(f'{{"step": {i}, "loss": {2.3 * np.exp(-i / 20) + 0.1}}}\n'
+                   for i in range(100))
+    log = tmp_path / os.fsdecode(b"r\xffun.jsonl")
+    log.write_text(rows)
+    for name in ("report.html", "report.md"):
+        out = tmp_path / name
+        assert main(["report", str(log), "-o", str(out)]) == 0
+        assert "r\\xffun" in out.read_text()
 
 
 def test_report_usage_errors(tmp_path, capsys):
