@@ -14,6 +14,8 @@ EPILOG = """examples:
   lrdoctor analyze run.csv --plot run.png
   lrdoctor analyze sweep_runs/ --plot sweep.png
   lrdoctor analyze train.log --pattern 'step (?P<step>\\d+) .* loss=(?P<loss>\\S+)'
+  lrdoctor analyze mlflow.db --experiment resnet-sweep
+  lrdoctor analyze http://127.0.0.1:5000 --experiment resnet-sweep
 
 exit status: 0 every input analyzed; 2 an input could not be read or the command was
 used wrongly (the other inputs are still analyzed and reported)."""
@@ -110,6 +112,10 @@ def _reading_options(a) -> None:
     a.add_argument("--pattern", metavar="REGEX",
                    help="read plain-text logs with this regular expression: named groups "
                         "loss (required), step, lr, val_loss")
+    a.add_argument("--experiment", metavar="NAME",
+                   help="MLflow tracking database or server: read this experiment only")
+    a.add_argument("--run", metavar="ID",
+                   help="MLflow tracking database or server: read this run only (id or name)")
     a.add_argument("--logy", action=argparse.BooleanOptionalAction, default=None,
                    help="log-scale loss axis in figures (default: when the loss spans "
                         "more than 1.5 decades)")
@@ -232,7 +238,8 @@ def collect(args, *, progress: bool) -> tuple[list, list]:
         try:
             found = analyze(f, lr=args.lr, context=args.context, step=args.step,
                             metric=args.metric, lr_column=args.lr_column,
-                            format=args.input_format, pattern=args.pattern)
+                            format=args.input_format, pattern=args.pattern,
+                            experiment=args.experiment, run=args.run)
         except LrDoctorError as exc:
             if f in walked and exc.message.startswith(NOT_A_LOG):
                 _err(f"{f}: skipped, not a loss log ({exc.message.split(';')[0]})")

@@ -302,18 +302,21 @@ def diagnose(data, *, step=None, loss=None, lr=None, context: str = "scratch",
 
 def analyze(path, *, lr: float | None = None, context: str = "scratch", step=None,
             metric=None, lr_column=None, format=None, pattern=None,
-            detectors=None) -> list[Diagnosis]:
+            detectors=None, experiment=None, run=None) -> list[Diagnosis]:
     """Read a log file (every run it holds) and diagnose each run.
+
+    ``path`` may also be an MLflow tracking database (``mlflow.db``, ``sqlite:///...``) or
+    server (``http://host:5000``), narrowed by ``experiment`` and ``run`` (name or id).
 
     Raises
     ------
     LrDoctorError
         When the file cannot be read; the message names the file, the place and the fix.
     """
-    from lrdoctor.readers import read
+    from lrdoctor.readers import is_tracker, read
 
-    if not Path(path).exists():
+    if not is_tracker(path) and not Path(path).exists():
         raise LrDoctorError("no such file; check the path", str(path))
     hists = read(path, format=format, step=step, metric=metric, lr_column=lr_column,
-                 pattern=pattern)
+                 pattern=pattern, experiment=experiment, run=run)
     return [diagnose_history(h, lr=lr, context=context, detectors=detectors) for h in hists]

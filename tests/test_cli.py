@@ -107,7 +107,8 @@ def test_formats_lists_each_reader_with_an_example(capsys):
     code, out, _ = run(["formats"], capsys)
     assert code == 0
     names = [line.split()[0] for line in out.splitlines()]
-    assert names == ["csv", "tsv", "jsonl", "hf_trainer", "text", "mlflow", "wandb",
+    assert names == ["csv", "tsv", "jsonl", "hf_trainer", "text", "mlflow", "mlflow_db",
+                     "mlflow_server", "wandb",
                      "tensorboard"]
 
 

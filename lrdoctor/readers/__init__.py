@@ -34,6 +34,10 @@ FORMATS = {
     "mlflow": "an MLflow file-store run folder (mlruns/<experiment>/<run_id>/metrics/<key>: "
               "'timestamp value step' lines; meta.yaml optional), one metrics/<key> file, "
               "or an mlruns/ tree",
+    "mlflow_db": "an MLflow tracking database: mlflow.db or sqlite:///path/mlflow.db (every "
+                 "run of every experiment; --experiment NAME, --run ID narrow it)",
+    "mlflow_server": "an MLflow tracking server: http://127.0.0.1:5000 --experiment NAME "
+                     "(its REST API; --run ID)",
     "wandb": "a W&B run file: wandb/offline-run-*/run-<id>.wandb (history rows; read "
              "without the wandb package)",
     "tensorboard": "TensorBoard event files: runs/exp1/events.out.tfevents.1700000000.host "
@@ -95,6 +99,12 @@ def _mlflow_metric(path: Path) -> bool:
     return is_metric_file(path)
 
 
+def _mlflow_db(path: Path) -> bool:
+    from lrdoctor.readers.mlflow_db import is_tracking_db
+
+    return is_tracking_db(path)
+
+
 def _tb_name(path: Path) -> bool:
     from lrdoctor.readers.tensorboard import is_event_file
 
@@ -112,14 +122,23 @@ def _looks_like_tfrecord(sample: bytes) -> bool:
 
 def read(path: str | Path, *, format: str | None = None, step: str | None = None,
          metric: str | None = None, lr_column: str | None = None,
-         pattern: str | None = None) -> list[History]:
+         pattern: str | None = None, experiment: str | None = None,
+         run: str | None = None) -> list[History]:
     """Read one log file into one History per run it holds.
+
+    ``path`` may also be an MLflow tracking database (``mlflow.db``, ``sqlite:///...``) or
+    an MLflow tracking server's URL (``http://host:5000``); ``experiment`` and ``run`` (a
+    name or id) narrow what those are read for.
 
     Raises
     ------
     LrDoctorError
         When the file is missing, unreadable, or holds no usable loss.
     """
+    tracker = _tracker(path, format)
+    if tracker is not None:
+        return tracker.read(path, step=step, metric=metric, lr_column=lr_column,
+                            experiment=experiment, run=run)
     p = Path(path)
     if not p.exists():
         raise LrDoctorError("no such file; check the path", str(path))
@@ -158,6 +177,25 @@ def read(path: str | Path, *, format: str | None = None, step: str | None = None
     return mod.read(p, step=step, metric=metric, lr_column=lr_column)
 
 
+def is_tracker(target: str | Path) -> bool:
+    """Whether the input is an MLflow tracking server URL or a ``sqlite:///`` URI."""
+    return str(target).startswith(("http://", "https://", "sqlite:///"))
+
+
+def _tracker(path, format):
+    """The MLflow tracking reader for a server URL, a ``sqlite:///`` URI or a SQLite file."""
+    from lrdoctor.readers import _io, mlflow_db, mlflow_server
+
+    s = str(path)
+    if format == "mlflow_server" or (format is None and mlflow_server.is_server_url(s)):
+        return mlflow_server
+    if format == "mlflow_db" or mlflow_db.db_path(s) is not None:
+        return mlflow_db
+    if format is None and Path(s).is_file() and _io.head(Path(s), 16) == mlflow_db.MAGIC:
+        return mlflow_db  # its error says when the database is not MLflow's
+    return None
+
+
 def expand(inputs: list[str], found_in_dirs: dict | set | None = None
            ) -> tuple[list[str], list[LrDoctorError]]:
     """The logs named by paths, directories (searched recursively) and glob patterns.
@@ -172,7 +210,9 @@ def expand(inputs: list[str], found_in_dirs: dict | set | None = None
     errors: list[LrDoctorError] = []
     for item in inputs:
         p = Path(item)
-        if p.is_dir():
+        if is_tracker(item):
+            files.append(item)
+        elif p.is_dir():
             found = walk(p)
             if not found:
                 errors.append(LrDoctorError(
@@ -225,6 +265,8 @@ def walk(root: Path) -> list[str]:
                 out.append(str(f))
         elif f.name.lower().endswith(LOG_SUFFIXES):
             out.append(str(f))
+        elif f.suffix == ".db" and _mlflow_db(f):
+            out.append(str(f))
     # a folder with several event files (a resumed run) is read as one run; so is a run
     # folder laid out as Keras writes it (train/ and validation/ subfolders)
     from lrdoctor.readers.tensorboard import VALIDATION_DIRS, split_run
@@ -264,7 +306,7 @@ def name_by_path(found: Path, root: Path) -> str:
             return f"{parent}/{mlflow.run_name(found)}" if parent else mlflow.run_name(found)
         return str(rel) if str(rel) != "." else root.name
     stem = found.name
-    for suffix in (".gz", ".csv", ".tsv", ".jsonl", ".json", ".txt", ".log", ".wandb"):
+    for suffix in (".gz", ".csv", ".tsv", ".jsonl", ".json", ".txt", ".log", ".wandb", ".db"):
         stem = stem.removesuffix(suffix)
     if found.name.endswith(".wandb"):
         stem = ""  # run-<id>.wandb: its folder (offline-run-<date>-<id>) names it
