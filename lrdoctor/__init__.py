@@ -9,9 +9,10 @@ from lrdoctor.diagnosis import Diagnosis, analyze, diagnose
 from lrdoctor.errors import LrDoctorError
 from lrdoctor.finding import Finding
 from lrdoctor.history import History
+from lrdoctor.many import analyze_many
 from lrdoctor.monitor import Monitor
 from lrdoctor.range_test import RangeTest, range_test
 from lrdoctor.rules import Recommendation
 
-__all__ = ["__version__", "analyze", "diagnose", "Diagnosis", "Finding", "History",
-           "LrDoctorError", "Monitor", "RangeTest", "Recommendation", "range_test"]
+__all__ = ["__version__", "analyze", "analyze_many", "diagnose", "Diagnosis", "Finding",
+           "History", "LrDoctorError", "Monitor", "RangeTest", "Recommendation", "range_test"]

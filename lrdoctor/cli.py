@@ -16,17 +16,22 @@ EPILOG = """examples:
   lrdoctor analyze train.log --pattern 'step (?P<step>\\d+) .* loss=(?P<loss>\\S+)'
   lrdoctor analyze mlflow.db --experiment resnet-sweep
   lrdoctor analyze http://127.0.0.1:5000 --experiment resnet-sweep
+  lrdoctor analyze 'sweeps/**/*.csv' --jobs 8 --format jsonl > runs.jsonl
+  lrdoctor analyze runs/ --scheduler tcp://scheduler:8786     (needs lrdoctor[dask])
+  lrdoctor analyze runs/ --fail-on too_high,too_low           (a CI gate)
 
-exit status: 0 every input analyzed; 2 an input could not be read or the command was
-used wrongly (the other inputs are still analyzed and reported)."""
+exit status: 0 every input analyzed; 1 a run got a --fail-on verdict; 2 an input could not
+be read or the command was used wrongly (the other inputs are still analyzed and
+reported; 2 wins over 1)."""
 
 
 REPORT_EPILOG = """examples:
   lrdoctor report runs/ -o report.html
   lrdoctor report lightning_logs/ -o docs/lr-report.md     (figures in docs/lr-report_files/)
 
-exit status: 0 every input analyzed; 2 an input could not be read (the report still covers
-the others and lists it) or the command was used wrongly."""
+exit status: 0 every input analyzed; 1 a run got a --fail-on verdict; 2 an input could not
+be read (the report still covers the others and lists it) or the command was used wrongly
+(2 wins over 1)."""
 
 WATCH_EPILOG = """examples:
   lrdoctor watch runs/train.csv                   (status lines on a terminal; Ctrl-C ends)
@@ -58,9 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read loss logs, find instability, plateaus and slow progress, and say "
                     "whether to lower, raise or keep the learning rate.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    a.add_argument("--format", choices=["text", "json"], default="text",
-                   help="output: a report for people (default) or JSON for scripts")
+    a.add_argument("--format", choices=["text", "json", "jsonl"], default="text",
+                   help="output: a report for people (default), JSON for scripts, or JSON "
+                        "lines: one run object a line as the runs finish, then the sweeps "
+                        "and the errors")
     _reading_options(a)
+    _many_options(a)
     a.add_argument("--plot", metavar="FILE",
                    help="write the annotated figure (.png, .svg or .pdf); with several runs "
                         "the sweep figure: every run coloured by LR, verdicts marked, and "
@@ -74,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", required=True, metavar="FILE",
                    help="report.html or report.md")
     _reading_options(r)
+    _many_options(r)
     w = sub.add_parser(
         "watch", help="follow logs while they are written; alert when the LR goes wrong",
         description="Follow loss logs as training writes them (CSV/TSV, JSON lines, text "
@@ -119,6 +128,34 @@ def _reading_options(a) -> None:
     a.add_argument("--logy", action=argparse.BooleanOptionalAction, default=None,
                    help="log-scale loss axis in figures (default: when the loss spans "
                         "more than 1.5 decades)")
+
+
+#: The verdicts ``--fail-on`` takes.
+FAIL_ON = ("too_high", "too_low", "unknown")
+
+
+def _many_options(a) -> None:
+    from lrdoctor.many import MANY
+
+    a.add_argument("--jobs", "-j", type=int, metavar="N",
+                   help=f"analyze N logs at a time in worker processes (default: one per CPU "
+                        f"from {MANY} logs on, else 1)")
+    a.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the analysis on a dask.distributed cluster: its scheduler's "
+                        "address (tcp://host:8786), or 'local' for a cluster on this machine "
+                        "(needs: pip install 'lrdoctor[dask]')")
+    a.add_argument("--fail-on", type=_verdicts, default=(), metavar="VERDICTS",
+                   help="exit with status 1 when any run gets one of these verdicts, "
+                        "comma-separated: too_high, too_low, unknown (a CI gate)")
+
+
+def _verdicts(text: str) -> tuple:
+    got = tuple(v.strip() for v in text.split(",") if v.strip())
+    wrong = [v for v in got if v not in FAIL_ON]
+    if wrong or not got:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give one or more of {', '.join(FAIL_ON)}, comma-separated")
+    return got
 
 
 def _watch_options(w) -> None:
@@ -213,54 +250,102 @@ def _short_lived_allocations() -> None:
     _set_madvise_hugepage(False)
 
 
-#: Errors that, for a file found by walking a folder, mean "not a log" (skipped with a note).
-NOT_A_LOG = ("no loss column found", "no loss found in this text")
-
-
 def _err(msg: str) -> None:
     print(f"lrdoctor: {msg}", file=sys.stderr)
 
 
-def collect(args, *, progress: bool) -> tuple[list, list]:
-    """Read and diagnose every input: (diagnoses, errors). One bad input never stops the
-    others; files found by walking a folder are named by their path there."""
-    from lrdoctor.diagnosis import analyze
-    from lrdoctor.errors import LrDoctorError
-    from lrdoctor.readers import expand
+def results(args, *, keep_history: bool, progress: bool):
+    """Each input's :class:`lrdoctor.many.LogResult` as it finishes (``--jobs``,
+    ``--scheduler``), a progress bar on stderr when it is a terminal; a file found by
+    walking a folder that is not a loss log is skipped with a note."""
+    from lrdoctor.many import analyze_many
 
-    walked: dict = {}
-    files, errors = expand(args.paths, walked)
-    diagnoses = []
-    show_progress = progress and sys.stderr.isatty() and len(files) > 20
-    for k, f in enumerate(files):
-        if show_progress:
-            print(f"\r{k + 1}/{len(files)} {f[-50:]:<50}", end="", file=sys.stderr)
-        try:
-            found = analyze(f, lr=args.lr, context=args.context, step=args.step,
-                            metric=args.metric, lr_column=args.lr_column,
-                            format=args.input_format, pattern=args.pattern,
-                            experiment=args.experiment, run=args.run)
-        except LrDoctorError as exc:
-            if f in walked and exc.message.startswith(NOT_A_LOG):
-                _err(f"{f}: skipped, not a loss log ({exc.message.split(';')[0]})")
-                continue
-            errors.append(exc)
-            continue
-        except (MemoryError, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # never a traceback for one bad input
-            errors.append(LrDoctorError(f"could not be analyzed ({type(exc).__name__}: "
-                                        f"{exc}); please report this with the file", f))
-            continue
-        if f in walked:  # found by walking a folder: named by its path there
-            for d in found:
-                d.run = walked[f] if len(found) == 1 else f"{walked[f]}/{d.run}"
-        diagnoses.extend(found)
-    if show_progress:
-        print("\r" + " " * 60 + "\r", end="", file=sys.stderr)
+    client = _dask_client(args) if args.scheduler else None
+    bar = _Progress() if progress and sys.stderr.isatty() else None
+    try:
+        for res in analyze_many(
+                args.paths, executor=client.get_executor() if client else None,
+                jobs=args.jobs, keep_history=keep_history, lr=args.lr, context=args.context,
+                step=args.step, metric=args.metric, lr_column=args.lr_column,
+                format=args.input_format, pattern=args.pattern,
+                experiment=args.experiment, run=args.run):
+            if res.skipped:
+                _err(f"{res.path}: skipped, not a loss log ({res.skipped})")
+            if bar is not None and res.index >= 0:
+                bar.update(res)
+            yield res
+    finally:
+        if bar is not None:
+            bar.close()
+        if client is not None:
+            client.close()
+
+
+def collect(args, *, progress: bool, keep_history: bool = True) -> tuple[list, list]:
+    """Read and diagnose every input: (diagnoses, errors), in the order of the inputs
+    whatever order they finish in. One bad input never stops the others; files found by
+    walking a folder are named by their path there."""
+    done = sorted(results(args, keep_history=keep_history, progress=progress),
+                  key=lambda r: r.index)
+    diagnoses = [d for r in done for d in r.runs]
+    errors = [r.error for r in done if r.error is not None]
     for e in errors:
         _err(str(e))
     return diagnoses, errors
+
+
+class _Progress:
+    """``[#####.....] 120/2000 logs  35/s  0:53 left`` redrawn in place on stderr."""
+
+    def __init__(self):
+        import time
+
+        self.clock, self.start, self.done, self.shown = time.monotonic, time.monotonic(), 0, 0
+
+    def update(self, res) -> None:
+        self.done += 1
+        now = self.clock()
+        if res.total <= 20 or (now - self.shown < 0.1 and self.done < res.total):
+            return
+        self.shown = now
+        rate = self.done / max(now - self.start, 1e-9)
+        left = int((res.total - self.done) / rate) if rate > 0 else 0
+        bar = "#" * (20 * self.done // res.total)
+        print(f"\r[{bar:<20}] {self.done}/{res.total} logs  {rate:.0f}/s  "
+              f"{left // 60}:{left % 60:02d} left ", end="", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.shown:
+            print("\r" + " " * 60 + "\r", end="", file=sys.stderr, flush=True)
+
+
+def _dask_client(args):
+    """The dask.distributed Client of ``--scheduler`` (an address, or ``local``)."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError:
+        _err("--scheduler needs dask.distributed: pip install 'lrdoctor[dask]'")
+        raise SystemExit(2)
+    if args.scheduler == "local":
+        from lrdoctor.many import cpu_count
+
+        return Client(LocalCluster(n_workers=args.jobs or cpu_count(), threads_per_worker=1,
+                                   dashboard_address=None))
+    try:
+        return Client(args.scheduler, timeout=30)
+    except (OSError, TimeoutError) as exc:
+        _err(f"--scheduler {args.scheduler}: could not connect ({exc})")
+        raise SystemExit(2)
+
+
+def exit_code(args, diagnoses: list, errors: list) -> int:
+    """2 when an input could not be read; else 1 when a run got a ``--fail-on`` verdict."""
+    failed = [d for d in diagnoses if d.verdict in args.fail_on]
+    if failed:
+        _err(f"--fail-on {','.join(args.fail_on)}: {len(failed)} run(s) failed: " +
+             ", ".join(f"{d.run} ({d.verdict})" for d in failed[:5]) +
+             (", ..." if len(failed) > 5 else ""))
+    return 2 if errors else 1 if failed else 0
 
 
 def sweeps_of(args, diagnoses: list) -> list:
@@ -276,11 +361,13 @@ def _check_common(args) -> bool:
     if args.lr is not None and not args.lr > 0:
         _err(f"--lr must be a positive number, not {args.lr}")
         return False
+    if getattr(args, "jobs", None) is not None and args.jobs < 1:
+        _err(f"--jobs must be 1 or more, not {args.jobs}")
+        return False
     return True
 
 
 def analyze_command(args) -> int:
-    from lrdoctor.errors import LrDoctorError
     from lrdoctor.render import json_document, text_report
 
     if not _check_common(args):
@@ -288,20 +375,15 @@ def analyze_command(args) -> int:
     if args.plot and Path(args.plot).suffix.lower() not in (".png", ".svg", ".pdf"):
         _err(f"--plot {args.plot}: the file must end in .png, .svg or .pdf")
         return 2
-    diagnoses, errors = collect(args, progress=args.format == "text")
+    if args.format == "jsonl":
+        return stream_jsonl(args)
+    diagnoses, errors = collect(args, progress=True, keep_history=bool(args.plot))
     sweeps = sweeps_of(args, diagnoses)
     figures = []
     if args.plot and diagnoses:
-        from lrdoctor.plot import save
-
-        # one run: its diagnosis figure; several: the sweep figure of all of them
-        target = diagnoses[0] if len(diagnoses) == 1 else diagnoses
-        try:
-            save(target, args.plot, logy=args.logy)
-            figures.append(args.plot)
-        except Exception as exc:
-            _err(f"{args.plot}: could not write the figure ({exc})")
-            errors.append(LrDoctorError(f"figure not written: {exc}", args.plot))
+        failed = _figure(args, diagnoses)
+        errors += failed
+        figures += [] if failed else [args.plot]
     if args.format == "json":
         print(json_document(diagnoses, errors, sweeps))
     else:
@@ -310,7 +392,66 @@ def analyze_command(args) -> int:
         sys.stdout.write(text_report(diagnoses, color=color, sweeps=sweeps))
         for path in figures:
             print(f"figure written to {path}")
-    return 2 if errors else 0
+    return exit_code(args, diagnoses, errors)
+
+
+def stream_jsonl(args) -> int:
+    """``--format jsonl``: each run object on its own line as its log finishes, with
+    ``order`` ([log, run in the log]: sort by it for the order of ``--format json``). A run
+    with an LR may be judged by a sweep, which needs all of them: unless ``--no-sweep``,
+    such runs wait for the end. Then one ``{"sweep": ...}`` line per sweep and one
+    ``{"error": ...}`` line per input that could not be read."""
+    import json
+
+    from lrdoctor.render import _clean
+    from lrdoctor.sweep import run_lr
+
+    def line(obj):
+        print(json.dumps(_clean(obj), allow_nan=False), flush=True)
+
+    def run_line(d, order):
+        line({**d.to_dict(), "order": list(order)})
+
+    held, kept, everything, errors = [], [], [], []
+    for res in results(args, keep_history=bool(args.plot), progress=True):
+        if res.error is not None:
+            errors.append(res)
+        for k, d in enumerate(res.runs):
+            everything.append(((res.index, k), d))
+            if args.no_sweep or run_lr(d) is None:
+                run_line(d, (res.index, k))
+            else:
+                held.append(((res.index, k), d))
+    held.sort(key=lambda x: x[0])
+    sweeps = sweeps_of(args, [d for _, d in held])
+    for order, d in held:
+        run_line(d, order)
+    for sw in sweeps:
+        line({"sweep": sw.to_dict()})
+    errors = [r.error for r in sorted(errors, key=lambda r: r.index)]
+    for e in errors:
+        _err(str(e))
+    diagnoses = [d for _, d in sorted(everything, key=lambda x: x[0])]
+    if args.plot and diagnoses:
+        errors += _figure(args, diagnoses)
+    for e in errors:
+        line({"error": {"source": e.source, "message": e.message}})
+    return exit_code(args, diagnoses, errors)
+
+
+def _figure(args, diagnoses: list) -> list:
+    """Write ``--plot``: one run's diagnosis figure, or the sweep figure of several; the
+    error when it could not be written."""
+    from lrdoctor.errors import LrDoctorError
+    from lrdoctor.plot import save
+
+    target = diagnoses[0] if len(diagnoses) == 1 else diagnoses
+    try:
+        save(target, args.plot, logy=args.logy)
+    except Exception as exc:
+        _err(f"{args.plot}: could not write the figure ({exc})")
+        return [LrDoctorError(f"figure not written: {exc}", args.plot)]
+    return []
 
 
 def report_command(args) -> int:
@@ -334,7 +475,7 @@ def report_command(args) -> int:
         return 2
     print(f"report written to {out}" + (f" (and {len(written) - 1} figure file(s) beside it)"
                                         if len(written) > 1 else ""))
-    return 2 if errors else 0
+    return exit_code(args, diagnoses, errors)
 
 
 def watch_command(args) -> int:

@@ -72,27 +72,33 @@ class Diagnosis:
     #: ``high``, ``medium`` or ``low`` (``lrdoctor.confidence``)
     confidence: str = "low"
 
+    def outline(self) -> tuple:
+        """``(n_points, first_step, last_step, other_metrics)``: what the reports say of the
+        history (a light record of ``lrdoctor.many`` keeps only this)."""
+        steps = self.history.logged_steps
+        first, last = (float(steps[0]), float(steps[-1])) if len(steps) else (None, None)
+        return int(len(steps)), first, last, list(self.history.available)
+
     def to_dict(self) -> dict:
         """The run object of ``lrdoctor analyze --format json`` (docs/json_contract.md)."""
-        steps = self.history.logged_steps
+        n, first, last, other = self.outline()
 
         def num(v):
-            v = float(v)
-            return int(v) if v == int(v) and abs(v) < 2**53 else v
+            return None if v is None else int(v) if v == int(v) and abs(v) < 2**53 else v
 
         return {
             "source": self.source,
             "run": self.run,
             "metric": self.metric,
-            "n_points": int(len(steps)),
-            "first_step": num(steps[0]) if len(steps) else None,
-            "last_step": num(steps[-1]) if len(steps) else None,
+            "n_points": n,
+            "first_step": num(first),
+            "last_step": num(last),
             "current_lr": self.current_lr,
             "findings": [f.to_dict() for f in self.findings],
             "verdict": self.verdict,
             "recommendation": self.recommendation.to_dict(),
             "notes": list(self.notes),
-            "other_metrics": list(self.history.available),
+            "other_metrics": other,
             "basis": "sweep" if self.sweep is not None and
                      self.sweep.best_lr is not None else "curve",
             "confidence": self.confidence,

@@ -81,13 +81,13 @@ def text_report(diagnoses: list, *, color: bool = False, sweeps: list = ()) -> s
 
     out = []
     for d in diagnoses:
-        steps = d.history.logged_steps
+        n, first, last, other = d.outline()
         head = paint(HEADLINE[d.verdict].upper(), d.verdict)
         out.append(f"{head}  {d.source}")
         span = ""
-        if len(steps):
-            span = f", steps {steps[0]:g}..{steps[-1]:g}"
-        out.append(f"  run {d.run!r}: {len(steps)} points of {d.metric!r}{span}; "
+        if n:
+            span = f", steps {first:g}..{last:g}"
+        out.append(f"  run {d.run!r}: {n} points of {d.metric!r}{span}; "
                    f"LR {_run_lr(d)}")
         for f in d.findings:
             where = f"{f.start:g}" if f.start is not None else "?"
@@ -99,9 +99,9 @@ def text_report(diagnoses: list, *, color: bool = False, sweeps: list = ()) -> s
         out.append(f"  => {advice_line(d)}   [confidence: {d.confidence}]")
         for n in d.recommendation.notes + d.notes:
             out.append(f"     note: {n}")
-        if d.history.available:
-            shown = ", ".join(d.history.available[:6])
-            more = "" if len(d.history.available) <= 6 else ", ..."
+        if other:
+            shown = ", ".join(other[:6])
+            more = "" if len(other) <= 6 else ", ..."
             out.append(f"     other loss columns: {shown}{more} (choose with --metric)")
         out.append("")
     for sw in sweeps:

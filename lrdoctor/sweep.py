@@ -169,6 +169,8 @@ def find_sweeps(diagnoses: list, *, explicit: bool = False, tolerance: float = 0
 def result(d) -> float:
     """A run's final training loss: the mean of its last 10% of finite points; inf when it
     diverged (went non-finite, or ended above 1.5x its starting loss)."""
+    if d.history is None:  # a light record (lrdoctor.many.RunRecord) carries its result
+        return d.final_loss
     x = np.asarray(d.history.logged_loss, dtype=np.float64)
     if len(x) == 0 or not np.isfinite(x).all() or \
             any(f.kind == "hidden_nonfinite" for f in d.findings):  # a NaN logged as 0
@@ -182,6 +184,8 @@ def result(d) -> float:
 
 
 def _val_result(d) -> float:
+    if d.history is None:  # a light record carries its last validation loss
+        return d.final_val_loss
     cols = d.history.columns
     v = cols["val_loss"] if "val_loss" in cols else None
     if v is None:

@@ -1,0 +1,238 @@
+"""Many runs: analyze logs in a process pool or on a cluster, each result as it finishes.
+
+:func:`analyze_many` reads and diagnoses every log a list of paths names (files, folders,
+globs, as ``lrdoctor analyze`` does) and yields one :class:`LogResult` per log in the order
+the logs finish. The work is one task per log, :func:`analyze_log`, handed to a
+``concurrent.futures``-style executor: a process pool of its own (``jobs``), or the one you
+pass (``executor=``), such as a ``dask.distributed`` client's ``client.get_executor()``, so
+the same code runs on a laptop, a Slurm cluster (dask-jobqueue) or a Kubernetes one.
+
+A task sends back what the reports need, not the history: each run as a
+:class:`RunRecord` (the verdict, findings and recommendation of its :class:`Diagnosis`, the
+outline of its history, and the few numbers a sweep is judged on), a few kilobytes however
+long the log. ``keep_history=True`` sends the whole Diagnosis (for figures and reports).
+Sort by ``LogResult.index`` for the order of ``lrdoctor analyze``.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from typing import Iterator
+
+import numpy as np
+
+from lrdoctor.diagnosis import Diagnosis
+from lrdoctor.errors import LrDoctorError
+
+#: From this many logs on, ``jobs=None`` means one worker per CPU (fewer stay in-process:
+#: starting a pool costs more than it saves).
+MANY = 50
+#: The most logs one task of the pool analyzes (a task per small log costs the pool more
+#: than the log takes; more per task makes the results come in coarser steps).
+CHUNK = 32
+#: Errors that, for a file found by walking a folder, mean "not a log" (skipped with a note).
+NOT_A_LOG = ("no loss column found", "no loss found in this text")
+
+
+@dataclass(repr=False)
+class RunRecord(Diagnosis):
+    """A :class:`Diagnosis` without its history: what the summary table, the text report,
+    the JSON run object and the sweep need (``history`` and ``curve`` are None).
+
+    Attributes
+    ----------
+    points : tuple
+        ``(n_points, first_step, last_step, other_metrics)`` (:meth:`Diagnosis.outline`).
+    final_loss : float
+        The run's result in a sweep (``lrdoctor.sweep.result``): inf when it diverged.
+    final_val_loss : float
+        Its last finite validation loss; NaN without one.
+    range_test : RangeTest or None
+        An LR range test's answer, without its arrays but the first and last LR.
+    """
+
+    points: tuple = (0, None, None, [])
+    final_loss: float = np.inf
+    final_val_loss: float = np.nan
+    range_test: object = None
+
+    @classmethod
+    def of(cls, d: Diagnosis) -> "RunRecord":
+        from lrdoctor.sweep import _val_result, result
+
+        rt = getattr(d, "range_test", None)
+        if rt is not None:
+            rt = replace(rt, lr=rt.lr[[0, -1]], loss=None, curve=None)
+        return cls(run=d.run, source=d.source, metric=d.metric, history=None,
+                   findings=d.findings, verdict=d.verdict, recommendation=d.recommendation,
+                   current_lr=d.current_lr, notes=d.notes, confidence=d.confidence,
+                   points=d.outline(), final_loss=result(d), final_val_loss=_val_result(d),
+                   range_test=rt)
+
+    def outline(self) -> tuple:
+        return self.points
+
+    def to_dict(self) -> dict:
+        out = super().to_dict()
+        if self.range_test is not None:
+            out["range_test"] = self.range_test.to_dict()
+        return out
+
+    def plot(self, ax=None, **kwargs):
+        raise LrDoctorError("a RunRecord keeps no history to draw: analyze with "
+                            "keep_history=True for figures", self.source)
+
+
+@dataclass
+class LogResult:
+    """What one input gave.
+
+    Attributes
+    ----------
+    path : str
+        The log (file or run folder); for an input that named nothing, the input.
+    index : int
+        Its place among the logs (-1 for an input that named nothing): sorting by it gives
+        the order of ``lrdoctor analyze``.
+    total : int
+        How many logs the paths named.
+    runs : list of RunRecord or Diagnosis
+    error : LrDoctorError or None
+        Why the log could not be read.
+    skipped : str or None
+        A file found by walking a folder that holds no loss (a manifest, say): why.
+    """
+
+    path: str
+    index: int
+    total: int
+    runs: list = field(default_factory=list)
+    error: LrDoctorError | None = None
+    skipped: str | None = None
+
+
+def analyze_log(path: str, *, index: int = 0, total: int = 1, name: str | None = None,
+                keep_history: bool = False, **options) -> LogResult:
+    """Read one log and diagnose its runs: one task of :func:`analyze_many`.
+
+    Never raises for a bad log (the error is in the result). ``name`` is the run name its
+    place in a walked folder gives it (a file there that is not a loss log is skipped);
+    ``options`` are :func:`lrdoctor.analyze`'s reading options.
+    """
+    from lrdoctor.diagnosis import analyze
+
+    out = LogResult(path, index, total)
+    try:
+        found = analyze(path, **options)
+    except LrDoctorError as exc:
+        if name is not None and exc.message.startswith(NOT_A_LOG):
+            out.skipped = exc.message.split(";")[0]
+        else:
+            out.error = exc
+        return out
+    except (MemoryError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # never a traceback for one bad input
+        out.error = LrDoctorError(f"could not be analyzed ({type(exc).__name__}: {exc}); "
+                                  "please report this with the file", path)
+        return out
+    if name is not None:  # found by walking a folder: named by its path there
+        for d in found:
+            d.run = name if len(found) == 1 else f"{name}/{d.run}"
+    out.runs = found if keep_history else [RunRecord.of(d) for d in found]
+    return out
+
+
+def analyze_logs(tasks: list) -> list[LogResult]:
+    """Several :func:`analyze_log` calls in one task, ``tasks`` holding ``(path, kwargs)``
+    (a task per log costs the pool more than a small log takes)."""
+    return [analyze_log(path, **kw) for path, kw in tasks]
+
+
+def cpu_count() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def analyze_many(paths, *, executor=None, jobs: int | None = None,
+                 chunksize: int | None = None, keep_history: bool = False,
+                 **options) -> Iterator[LogResult]:
+    """Analyze every log the paths name, yielding each :class:`LogResult` as it finishes.
+
+    Parameters
+    ----------
+    paths : str or list of str
+        Log files, run folders, directories (searched recursively) or glob patterns.
+    executor : concurrent.futures.Executor, optional
+        Where the tasks run: anything with ``submit`` returning
+        ``concurrent.futures.Future`` (a ``ProcessPoolExecutor``, a ``dask.distributed``
+        ``client.get_executor()``). It is not shut down here.
+    jobs : int, optional
+        Without an executor: the size of the process pool made for the call; 1 analyzes
+        in this process. Default: one per CPU from ``MANY`` (50) logs on, else 1.
+    chunksize : int, optional
+        Logs per task. Default: up to ``CHUNK`` (32), small enough that each of ``jobs``
+        workers (the CPU count with an executor) gets 4 tasks or more.
+    keep_history : bool
+        Yield whole :class:`Diagnosis` objects (needed for figures and reports) rather than
+        :class:`RunRecord` ones (default).
+    **options
+        :func:`lrdoctor.analyze`'s reading options (``lr``, ``context``, ``metric``,
+        ``format``, ``pattern``, ...), the same for every log.
+
+    Yields
+    ------
+    LogResult
+        First one per input that named nothing (``index`` -1), then one per log in the
+        order they finish (a task's logs together); sort by ``index`` for the input
+        order.
+
+    Examples
+    --------
+    >>> from dask.distributed import Client                         # doctest: +SKIP
+    >>> client = Client("tcp://scheduler:8786")                      # doctest: +SKIP
+    >>> for res in lrdoctor.analyze_many(["runs/"], executor=client.get_executor()):
+    ...     for d in res.runs:                                        # doctest: +SKIP
+    ...         print(d.run, d.verdict)
+    """
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    from lrdoctor.readers import expand
+
+    walked: dict = {}
+    files, errors = expand([paths] if isinstance(paths, (str, os.PathLike)) else
+                           [str(p) for p in paths], walked)
+    for e in errors:
+        yield LogResult(e.source, -1, len(files), error=e)
+    tasks = [(f, dict(index=k, total=len(files), name=walked.get(f),
+                      keep_history=keep_history, **options)) for k, f in enumerate(files)]
+    if jobs is None:
+        jobs = cpu_count() if len(files) >= MANY else 1
+    if executor is None and (jobs <= 1 or len(files) <= 1):
+        for f, kw in tasks:
+            yield analyze_log(f, **kw)
+        return
+    workers = jobs if executor is None or jobs > 1 else cpu_count()
+    size = chunksize or max(1, min(CHUNK, len(files) // (4 * workers)))
+    own = executor is None
+    if own:
+        executor = ProcessPoolExecutor(max_workers=min(jobs, len(files)))
+    try:
+        futures = {executor.submit(analyze_logs, tasks[i:i + size]): tasks[i:i + size]
+                   for i in range(0, len(tasks), size)}
+        for fut in as_completed(futures):
+            try:
+                yield from fut.result()
+            except (MemoryError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # the worker died (killed, out of memory) or was lost
+                for f, kw in futures[fut]:
+                    yield LogResult(f, kw["index"], len(files), error=LrDoctorError(
+                        f"could not be analyzed: its worker failed ({type(exc).__name__}: "
+                        f"{exc})", f))
+    finally:
+        if own:
+            executor.shutdown(wait=True, cancel_futures=True)

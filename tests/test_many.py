@@ -1,0 +1,155 @@
+"""lrdoctor/many.py and the CLI's --jobs, --format jsonl, --scheduler and --fail-on."""
+import json
+import shutil
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+import lrdoctor
+from lrdoctor.cli import main
+from lrdoctor.many import RunRecord
+
+from conftest import SAMPLES
+from test_sweep import GRID, write_sweep
+
+
+def run(args, capsys):
+    code = main(args)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def mixed_folder(tmp_path):
+    """A sweep, single runs, a range test, a manifest that is no log, a damaged log and a
+    non-finite run: every kind of result a folder gives."""
+    root = tmp_path / "runs"
+    write_sweep(root / "sweep", GRID, seeds=(0, 1))
+    for f in SAMPLES.glob("*.csv"):
+        shutil.copy(f, root / f.name)
+    lr = 1e-6 * 10 ** (np.arange(300) / 50)
+    loss = 2.3 - 0.5 * np.tanh(np.log10(lr / 1e-4)) + np.where(lr > 0.05, (lr / 0.05) ** 2, 0)
+    (root / "range_test.csv").write_text("step,lr,loss\n" + "".join(
+        f"{i},{a},{b}\n" for i, (a, b) in enumerate(zip(lr, loss))))
+    (root / "MANIFEST.csv").write_text("file,bytes\na.csv,10\n")
+    (root / "broken.csv").write_text("step,loss\n0,1\n1,abc\n")
+    return root
+
+
+def test_jobs_2_equals_jobs_1_and_the_full_diagnoses_on_tmp_logs(tmp_path, capsys):
+    root = mixed_folder(tmp_path)
+    outs = {}
+    for name, extra in {"jobs1": ["--jobs", "1"], "jobs2": ["--jobs", "2"],
+                        "full": ["--jobs", "1", "--plot", str(tmp_path / "all.png")]}.items():
+        for fmt in ("json", "text"):
+            code, out, err = run(["analyze", str(root), "--format", fmt, *extra], capsys)
+            assert code == 2 and "broken.csv" in err and "skipped, not a loss log" in err
+            outs[name, fmt] = out.replace(f"figure written to {tmp_path / 'all.png'}\n", "")
+    doc = json.loads(outs["jobs1", "json"])
+    assert {r["verdict"] for r in doc["runs"]} >= {"too_high", "too_low", "ok", "range_test"}
+    assert len(doc["sweeps"]) == 1 and len(doc["errors"]) == 1
+    for fmt in ("json", "text"):  # a pool, and the Diagnosis objects with their histories
+        assert outs["jobs2", fmt] == outs["jobs1", fmt] == outs["full", fmt]
+
+
+def test_jobs_2_equals_jobs_1_on_the_benchmark_sweeps(shared, capsys):
+    runs = sorted((shared / "benchmarks" / "lr_sweeps" / "runs").glob("*.csv"))
+    models = sorted({f.name.split("__")[0] for f in runs})[:3]
+    subset = [str(f) for f in runs if f.name.split("__")[0] in models]
+    assert len(subset) >= 40
+    _, one, _ = run(["analyze", *subset, "--format", "json", "--jobs", "1"], capsys)
+    _, two, _ = run(["analyze", *subset, "--format", "json", "--jobs", "2"], capsys)
+    assert one == two
+    assert len(json.loads(one)["sweeps"]) >= 3
+
+
+def test_jsonl_streams_run_objects_then_sweeps_then_errors(tmp_path, capsys):
+    root = mixed_folder(tmp_path)
+    _, doc, _ = run(["analyze", str(root), "--format", "json"], capsys)
+    code, out, _ = run(["analyze", str(root), "--format", "jsonl", "--jobs", "2"], capsys)
+    assert code == 2
+    lines = [json.loads(x) for x in out.splitlines()]
+    kinds = ["sweep" if "sweep" in x else "error" if "error" in x else "run" for x in lines]
+    assert kinds == sorted(kinds, key=["run", "sweep", "error"].index)
+    runs = sorted((x for x in lines if "verdict" in x), key=lambda x: x["order"])
+    doc = json.loads(doc)
+    assert [{k: v for k, v in x.items() if k != "order"} for x in runs] == doc["runs"]
+    assert [x["sweep"] for x in lines if "sweep" in x] == doc["sweeps"]
+    assert [x["error"] for x in lines if "error" in x] == doc["errors"]
+    # runs without an LR cannot be in a sweep: they did not wait for the end
+    sweep_runs = set(doc["sweeps"][0]["runs"])
+    first_swept = next(i for i, x in enumerate(lines) if x.get("source") in sweep_runs)
+    assert all(x["current_lr"] is not None for x in lines[first_swept:] if "verdict" in x)
+
+
+def test_analyze_many_takes_any_executor_and_yields_light_records(tmp_path):
+    root = mixed_folder(tmp_path)
+    with ThreadPoolExecutor(2) as ex:
+        got = list(lrdoctor.analyze_many([str(root)], executor=ex))
+    got.sort(key=lambda r: r.index)
+    assert [r.index for r in got] == list(range(len(got)))
+    assert all(r.total == len(got) for r in got)
+    runs = [d for r in got for d in r.runs]
+    assert all(isinstance(d, RunRecord) and d.history is None for d in runs)
+    assert [r.path.endswith("MANIFEST.csv") for r in got if r.skipped] == [True]
+    assert sum(r.error is not None for r in got) == 1
+    full = [d for r in lrdoctor.analyze_many(root, jobs=1, keep_history=True) for d in r.runs]
+    assert [d.to_dict() for d in full] == [d.to_dict() for d in runs]
+    with pytest.raises(lrdoctor.LrDoctorError, match="keeps no history"):
+        runs[0].plot()
+
+
+def test_analyze_many_reports_an_input_that_names_nothing_first(tmp_path):
+    got = list(lrdoctor.analyze_many([str(tmp_path / "missing.csv"),
+                                      str(SAMPLES / "nan_lr5.csv")], jobs=2))
+    assert got[0].index == -1 and "no such file" in got[0].error.message
+    assert got[1].runs[0].verdict == "too_high"
+
+
+def test_fail_on_exit_codes_in_every_format_and_report(tmp_path, capsys):
+    high, fine = str(SAMPLES / "nan_lr5.csv"), str(SAMPLES / "healthy_lr1e-3.csv")
+    missing = str(tmp_path / "missing.csv")
+    for fmt in ("text", "json", "jsonl"):
+        assert run(["analyze", fine, "--format", fmt, "--fail-on", "too_high"], capsys)[0] == 0
+        code, _, err = run(["analyze", high, fine, "--format", fmt,
+                            "--fail-on", "too_high,too_low"], capsys)
+        assert code == 1 and "1 run(s) failed: nan_lr5 (too_high)" in err
+        # an unreadable input: 2 wins over 1
+        assert run(["analyze", high, missing, "--format", fmt, "--fail-on", "too_high"],
+                   capsys)[0] == 2
+    assert run(["analyze", high], capsys)[0] == 0  # no --fail-on: verdicts never fail
+    code, out, _ = run(["report", high, fine, "-o", str(tmp_path / "r.md"),
+                        "--fail-on", "too_high"], capsys)
+    assert code == 1 and (tmp_path / "r.md").exists()
+    with pytest.raises(SystemExit) as e:
+        main(["analyze", fine, "--fail-on", "too_hgih"])
+    assert e.value.code == 2
+    assert run(["analyze", fine, "--jobs", "0"], capsys)[0] == 2
+
+
+def test_progress_bar_only_on_a_terminal(tmp_path, capsys, monkeypatch):
+    root = write_sweep(tmp_path / "many", GRID, seeds=range(5))
+    n = len(list(root.glob("*.csv")))
+    assert n > 20  # the bar is for many logs
+    code, _, err = run(["analyze", str(root), "--format", "json", "--jobs", "2"], capsys)
+    assert code == 0 and err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, out, err = run(["analyze", str(root), "--format", "json", "--jobs", "2"], capsys)
+    assert code == 0 and f"{n}/{n} logs" in err and "/s" in err and "left" in err
+    assert err.endswith("\r") and json.loads(out)["runs"]  # cleared; stdout untouched
+
+
+def test_dask_local_cluster(tmp_path, capsys):
+    distributed = pytest.importorskip(
+        "dask.distributed", reason="dask is absent: pip install 'lrdoctor[dask]'")
+    root = mixed_folder(tmp_path)
+    _, serial, _ = run(["analyze", str(root), "--format", "json"], capsys)
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        got = list(lrdoctor.analyze_many([str(root)], executor=client.get_executor()))
+        assert sum(len(r.runs) for r in got) == len(json.loads(serial)["runs"])
+        code, out, _ = run(["analyze", str(root), "--format", "json",
+                            "--scheduler", cluster.scheduler_address], capsys)
+    assert code == 2 and out == serial
