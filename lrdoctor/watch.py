@@ -512,7 +512,7 @@ class _CsvFollower:
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
-        from lrdoctor.readers.delimited import column_values
+        from lrdoctor.readers.delimited import _undecodable_rows_quiet, column_values
 
         sel = self.sel
         include = sel.numeric() + ([sel.run] if sel.run else [])
@@ -524,16 +524,17 @@ class _CsvFollower:
 
         def parse(types):
             bad_rows.clear()
-            return pacsv.read_csv(
-                io.BytesIO(chunk),
-                read_options=pacsv.ReadOptions(column_names=self.header,
-                                               block_size=1 << 22),
-                parse_options=pacsv.ParseOptions(delimiter=self.sep,
-                                                 newlines_in_values=False,
-                                                 invalid_row_handler=skip),
-                convert_options=pacsv.ConvertOptions(
-                    include_columns=include, column_types=types, null_values=[""],
-                    strings_can_be_null=True, quoted_strings_can_be_null=True))
+            with _undecodable_rows_quiet():  # a damaged row that is not UTF-8: no traceback
+                return pacsv.read_csv(
+                    io.BytesIO(chunk),
+                    read_options=pacsv.ReadOptions(column_names=self.header,
+                                                   block_size=1 << 22),
+                    parse_options=pacsv.ParseOptions(delimiter=self.sep,
+                                                     newlines_in_values=False,
+                                                     invalid_row_handler=skip),
+                    convert_options=pacsv.ConvertOptions(
+                        include_columns=include, column_types=types, null_values=[""],
+                        strings_can_be_null=True, quoted_strings_can_be_null=True))
 
         types = {c: pa.float64() for c in sel.numeric()}
         if sel.run:
@@ -567,14 +568,18 @@ class _CsvFollower:
         import pyarrow as pa
         import pyarrow.csv as pacsv
 
-        table = pacsv.read_csv(
-            io.BytesIO(chunk),
-            read_options=pacsv.ReadOptions(column_names=self.header),
-            parse_options=pacsv.ParseOptions(delimiter=self.sep,
-                                             invalid_row_handler=lambda r: "skip"),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=include, column_types={c: pa.string() for c in include},
-                null_values=[""], strings_can_be_null=True))
+        from lrdoctor.readers.delimited import _undecodable_rows_quiet
+
+        with _undecodable_rows_quiet():  # a damaged row that is not UTF-8: no traceback
+            table = pacsv.read_csv(
+                io.BytesIO(chunk),
+                read_options=pacsv.ReadOptions(column_names=self.header),
+                parse_options=pacsv.ParseOptions(delimiter=self.sep,
+                                                 invalid_row_handler=lambda r: "skip"),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=include,
+                    column_types={c: pa.string() for c in include},
+                    null_values=[""], strings_can_be_null=True))
         good = np.ones(table.num_rows, bool)
         out = {}
         for name in self.sel.numeric():

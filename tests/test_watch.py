@@ -54,6 +54,18 @@ def test_empty_lines_before_the_header_are_skipped_as_in_batch(tmp_path):
         assert ev[0]["verdict"] == lrdoctor.analyze(log)[0].verdict
 
 
+def test_a_damaged_line_that_is_not_utf8_prints_no_traceback(tmp_path, monkeypatch):
+    # pyarrow decodes a bad row before its handler sees it; Python would print the failure
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    log = tmp_path / "run.csv"
+    log.write_bytes(("step,loss,lr\n" + rows(0, 30)).encode() + b"30,1.0,0.001,\xa7x\n"
+                    + rows(31, 30).encode())
+    with Watcher([str(log)]) as w:
+        w.poll()
+    assert unraisable == []
+
+
 def test_nan_appended_turns_too_high_with_events(tmp_path):
     log = tmp_path / "run.csv"
     log.write_text("step,loss,lr\n" + rows(0, 300))
