@@ -157,6 +157,21 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
+def _start_method():
+    """The multiprocessing context for the pool: fork (the fastest start) when this process
+    is single-threaded; forkserver when it has threads or has loaded a library that runs
+    its own (JAX, PyTorch, TensorFlow): forking those can deadlock the child."""
+    import multiprocessing as mp
+    import sys
+    import threading
+
+    threaded = threading.active_count() > 1 or any(
+        m in sys.modules for m in ("jax", "torch", "tensorflow"))
+    if threaded and "forkserver" in mp.get_all_start_methods():
+        return mp.get_context("forkserver")
+    return None
+
+
 def analyze_many(paths, *, executor=None, jobs: int | None = None,
                  chunksize: int | None = None, keep_history: bool = False,
                  **options) -> Iterator[LogResult]:
@@ -219,7 +234,8 @@ def analyze_many(paths, *, executor=None, jobs: int | None = None,
     size = chunksize or max(1, min(CHUNK, len(files) // (4 * workers)))
     own = executor is None
     if own:
-        executor = ProcessPoolExecutor(max_workers=min(jobs, len(files)))
+        executor = ProcessPoolExecutor(max_workers=min(jobs, len(files)),
+                                       mp_context=_start_method())
     try:
         futures = {executor.submit(analyze_logs, tasks[i:i + size]): tasks[i:i + size]
                    for i in range(0, len(tasks), size)}

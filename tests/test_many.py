@@ -153,3 +153,18 @@ def test_dask_local_cluster(tmp_path, capsys):
         code, out, _ = run(["analyze", str(root), "--format", "json",
                             "--scheduler", cluster.scheduler_address], capsys)
     assert code == 2 and out == serial
+
+
+def test_the_pool_does_not_fork_a_process_with_threads(monkeypatch):
+    import sys
+    import threading
+
+    from lrdoctor.many import _start_method
+
+    monkeypatch.setattr(threading, "active_count", lambda: 1)
+    monkeypatch.delitem(sys.modules, "jax", raising=False)
+    monkeypatch.delitem(sys.modules, "torch", raising=False)
+    monkeypatch.delitem(sys.modules, "tensorflow", raising=False)
+    assert _start_method() is None  # single-threaded: fork, the fastest start
+    monkeypatch.setitem(sys.modules, "jax", object())  # JAX runs threads of its own
+    assert _start_method().get_start_method() == "forkserver"
