@@ -106,7 +106,11 @@ class Monitor:
         n = self._n
         if n == self._cap:
             self._grow()
-        loss = float(loss)
+        try:
+            loss = float(loss)
+        except (TypeError, ValueError):
+            raise TypeError(f"Monitor.update: loss must be a number (or a 0-d tensor/array), "
+                            f"not {type(loss).__name__} {loss!r:.40}") from None
         self._steps[n] = step
         self._loss[n] = loss
         if lr is not None:

@@ -115,6 +115,8 @@ def test_monitor_arguments_are_checked():
         Monitor(context="pretrain")
     with pytest.raises(ValueError, match="stop_on"):
         Watch(stop_on=("nan",))
+    with pytest.raises(TypeError, match="loss must be a number.*NoneType"):
+        Monitor().update(0, None)
 
 
 def test_an_internal_error_becomes_one_warning_and_turns_the_callback_off(monkeypatch):

@@ -362,3 +362,14 @@ def test_json_lines_with_a_key_that_is_not_utf8_read_the_same_by_both_paths(tmp_
         s, 2 - s / 100, b', "n\xe9": 1' if s == 5 else b"") for s in range(30)))
     arrow, [slow], [fast] = _both_paths(monkeypatch, p)
     assert arrow is None and len(fast.loss) == 30 and fast.frame.equals(slow.frame)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_text_is_named_with_its_fix_not_called_binary(tmp_path, encoding):
+    # Windows PowerShell's '>' writes UTF-16 (with a byte-order mark; -le/-be without one)
+    for name, text in (("run.csv", "step,loss\n0,1.0\n1,0.9\n"),
+                       ("train.log", "iter 1: loss 2.0\niter 2: loss 1.9\n")):
+        p = tmp_path / name
+        p.write_bytes(text.encode(encoding))
+        with pytest.raises(LrDoctorError, match="UTF-16 text.*iconv -f UTF-16 -t UTF-8"):
+            read(p)

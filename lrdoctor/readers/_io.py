@@ -43,6 +43,10 @@ def check_text(path: Path, sample: bytes, max_bad: float = 0.02) -> None:
     than ``max_bad`` of the sample (and 16 bytes) not decoding as UTF-8. A few bad bytes in
     a text log (a damaged line, a Latin-1 character in a note) are left to the reader, which
     reads them as U+FFFD and names the line where a number is damaged."""
+    if _utf16(sample):
+        raise LrDoctorError("UTF-16 text (as Windows PowerShell's '>' writes it), not UTF-8; "
+                            "convert it: iconv -f UTF-16 -t UTF-8 FILE > FILE.utf8 (or "
+                            "Out-File -Encoding utf8 in PowerShell)", str(path))
     nul = sample.find(b"\x00")
     if nul >= 0:
         raise LrDoctorError(f"binary content (a NUL byte at offset {nul}), not a text log; "
@@ -55,6 +59,18 @@ def check_text(path: Path, sample: bytes, max_bad: float = 0.02) -> None:
             raise LrDoctorError(f"binary content (invalid UTF-8 from byte {exc.start}), not "
                                 "a text log; pass a CSV, TSV or JSON-lines loss log",
                                 str(path)) from None
+
+
+def _utf16(sample: bytes) -> bool:
+    """A UTF-16 byte-order mark, or ASCII text written as UTF-16 without one (a NUL in
+    every other byte)."""
+    if sample[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return True
+    head = sample[:512]
+    if len(head) < 16:
+        return False
+    lo, hi = head[1::2], head[0::2]
+    return lo.count(0) > 0.9 * len(lo) or hi.count(0) > 0.9 * len(hi)
 
 
 def first_long_line(path: Path, limit: int = MAX_LINE_BYTES) -> tuple[int, int] | None:
