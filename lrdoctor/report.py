@@ -60,6 +60,12 @@ def write_report(diagnoses: list, path, *, errors=(), logy=None, sweeps=()) -> l
     return [path]
 
 
+def _confidence(d) -> str:
+    """The verdict's confidence, and where it came from (a sweep or the run's own curve)."""
+    conf = getattr(d, "confidence", "")
+    return f"{conf}, from the sweep" if getattr(d, "sweep", None) is not None else conf
+
+
 def _sweep_rows(sweeps) -> list[tuple[str, ...]]:
     """One row per sweep: runs, LRs, best LR, its range, edge, validation's pick."""
     def lr(v):
@@ -87,11 +93,12 @@ def html_report(diagnoses: list, per_run: list[bytes], sweep: bytes | None, erro
            f"<style>{_CSS}</style></head><body>",
            f"<h1>lrdoctor report: {len(diagnoses)} run(s)</h1>",
            '<table class="summary"><thead><tr><th>run</th><th>LR</th><th>verdict</th>'
-           "<th>advice</th><th>rule</th></tr></thead><tbody>"]
+           "<th>confidence</th><th>advice</th><th>rule</th></tr></thead><tbody>"]
     for k, d in enumerate(diagnoses):
         out.append(f'<tr><td><a href="#run-{k}">{e(d.run)}</a></td>'
                    f'<td class="num">{e(_run_lr(d))}</td>'
                    f'<td class="{e(d.verdict)}">{e(d.verdict)}</td>'
+                   f"<td>{e(_confidence(d))}</td>"
                    f"<td>{e(short_advice(d))}</td><td>{e(d.recommendation.rule)}</td></tr>")
     out.append("</tbody></table>")
     if sweeps:
@@ -121,8 +128,8 @@ def html_report(diagnoses: list, per_run: list[bytes], sweep: bytes | None, erro
             out.append("</tbody></table>")
         else:
             out.append("<p>No instability, plateau or slow progress found.</p>")
-        out.append(f"<p><strong>{e(short_advice(d))}</strong> (rule: {e(d.recommendation.rule)})"
-                   "</p>")
+        out.append(f"<p><strong>{e(short_advice(d))}</strong> (rule: {e(d.recommendation.rule)}; "
+                   f"confidence: {e(_confidence(d))})</p>")
         notes = d.recommendation.notes + d.notes
         if notes:
             out.append('<ul class="note">' + "".join(f"<li>{e(n)}</li>" for n in notes)
@@ -161,10 +168,10 @@ def _markdown(diagnoses, path: Path, per_run, sweep, errors, sweeps=()) -> list[
 
     m = md_escape
     out = [f"# lrdoctor report: {len(diagnoses)} run(s)", "",
-           "| run | LR | verdict | advice | rule |", "|---|---:|---|---|---|"]
+           "| run | LR | verdict | confidence | advice | rule |", "|---|---:|---|---|---|---|"]
     for d in diagnoses:
-        out.append(f"| {m(d.run)} | {_run_lr(d)} | **{d.verdict}** | "
-                   f"{short_advice(d)} | {d.recommendation.rule} |")
+        out.append(f"| {m(d.run)} | {_run_lr(d)} | **{d.verdict}** | {_confidence(d)} | "
+                   f"{short_advice(d)} | {m(d.recommendation.rule)} |")
     out.append("")
     if sweeps:
         out += ["## Sweeps", "", "| " + " | ".join(_SWEEP_HEAD) + " |",
@@ -189,7 +196,8 @@ def _markdown(diagnoses, path: Path, per_run, sweep, errors, sweeps=()) -> list[
             out.append("")
         else:
             out += ["No instability, plateau or slow progress found.", ""]
-        out += [f"**{short_advice(d)}** (rule: {d.recommendation.rule})", ""]
+        out += [f"**{short_advice(d)}** (rule: {m(d.recommendation.rule)}; confidence: "
+                f"{_confidence(d)})", ""]
         out += [f"- {m(n)}" for n in d.recommendation.notes + d.notes]
         out.append("")
     out.append(f"Written by lrdoctor {__version__}.")

@@ -55,7 +55,8 @@ def test_html_report_is_self_contained_with_table_figures_and_escaping(tmp_path)
     assert "<script>alert(1)</script>" in "".join(page.text)
     runs = [r[0] for r in page.rows[1:]]
     assert len(runs) == 8 and "<script>alert(1)</script>" in runs
-    assert page.rows[0] == ["run", "LR", "verdict", "advice", "rule"]
+    assert page.rows[0] == ["run", "LR", "verdict", "confidence", "advice", "rule"]
+    assert all(r[3] in ("high", "medium", "low") for r in page.rows[1:9])
     assert len(page.imgs) == 8 + 1  # one per run and the sweep
     assert all(src.startswith("data:image/png;base64,") for src in page.imgs)
     assert "http://" not in text and "https://" not in text  # no network needed

@@ -160,6 +160,7 @@ def test_text_report_and_reports_show_the_sweep(tmp_path, capsys):
     main(["report", str(tmp_path / "s"), "-o", str(tmp_path / "r.html")])
     html = (tmp_path / "r.html").read_text()
     assert "<h2>Sweeps</h2>" in html and "good range" in html
+    assert "high, from the sweep" in html  # each run's confidence and where it came from
     main(["report", str(tmp_path / "s"), "-o", str(tmp_path / "r.md")])
     assert "## Sweeps" in (tmp_path / "r.md").read_text()
 
