@@ -104,6 +104,11 @@ class Diagnosis:
             "confidence": self.confidence,
         }
 
+    @property
+    def params(self) -> dict:
+        """The run's logged hyperparameters (experiment trackers), else {}."""
+        return getattr(self.history, "params", None) or {}
+
     def plot(self, ax=None, **kwargs):
         """Draw the annotated figure on ``ax`` (a new Figure when None); returns the Axes."""
         from lrdoctor.plot import plot_diagnosis

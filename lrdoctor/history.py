@@ -82,6 +82,8 @@ class History:
         self.metric = metric
         self.available = list(available or [])
         self.notes = list(notes or [])
+        #: the run's logged hyperparameters (experiment trackers), {name: text}; empty else
+        self.params: dict = {}
         self._frame = None
 
     # ------------------------------------------------------------------ numpy views

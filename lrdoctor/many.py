@@ -55,6 +55,11 @@ class RunRecord(Diagnosis):
     final_loss: float = np.inf
     final_val_loss: float = np.nan
     range_test: object = None
+    run_params: dict = None
+
+    @property
+    def params(self) -> dict:
+        return self.run_params or {}
 
     @classmethod
     def of(cls, d: Diagnosis) -> "RunRecord":
@@ -67,7 +72,7 @@ class RunRecord(Diagnosis):
                    findings=d.findings, verdict=d.verdict, recommendation=d.recommendation,
                    current_lr=d.current_lr, notes=d.notes, confidence=d.confidence,
                    points=d.outline(), final_loss=result(d), final_val_loss=_val_result(d),
-                   range_test=rt)
+                   range_test=rt, run_params=dict(d.params))
 
     def outline(self) -> tuple:
         return self.points

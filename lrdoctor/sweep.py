@@ -53,6 +53,11 @@ _SEED_TOKEN = re.compile(r"(?i)(?<![a-z0-9])(?:seed|s)[_=\-]?\d+(?![a-z0-9.])")
 _RUN_TOKEN = re.compile(r"(?i)(?<![a-z])(?:version|run|trial)[_=\-]?\d+(?![a-z0-9.])")
 
 
+#: Logged parameters that do not make two runs different models.
+NOT_HPARAMS = frozenset({"seed", "random_seed", "random_state", "rng_seed", "run_name",
+                         "output_dir", "logging_dir", "run_id"})
+
+
 @dataclass
 class Sweep:
     """Several runs of one model at different LRs and what they say together.
@@ -133,6 +138,16 @@ def group_key(d) -> tuple:
             s = rx.sub(tag, s)
         return s
 
+    params = getattr(d, "params", None)
+    if params:
+        # a tracker's run (its name is often generated): one experiment, the same
+        # parameters but for the LR, a seed and the run's name
+        from lrdoctor.readers import _columns as C
+
+        exp = d.run.rpartition("/")[0]
+        same = frozenset((k, v) for k, v in params.items()
+                         if C.find([k], C.LR) is None and C.normalize(k) not in NOT_HPARAMS)
+        return strip(d.metric), f"{src}::{exp}", same
     # a wide file names each run's column by its LR: the metric is the run's name there
     return strip(d.metric), strip(where), strip(d.run)
 
@@ -157,9 +172,14 @@ def find_sweeps(diagnoses: list, *, explicit: bool = False, tolerance: float = 0
         lrs = {round(float(np.log10(run_lr(d))), 3) for d in members}
         if len(lrs) < 2:
             continue
-        how = ("--sweep: the runs given were taken as one sweep" if explicit else
-               f"{len(members)} runs whose names differ only by an LR (seed, run number) "
-               f"token: {key[2]!r} in {key[1]!r}")
+        if explicit:
+            how = "--sweep: the runs given were taken as one sweep"
+        elif isinstance(key[2], frozenset):
+            how = (f"{len(members)} runs of {key[1]!r} whose logged parameters differ only "
+                   f"by the LR (and seed)")
+        else:
+            how = (f"{len(members)} runs whose names differ only by an LR (seed, run number) "
+                   f"token: {key[2]!r} in {key[1]!r}")
         sweep = estimate(members, grouped_by=how, tolerance=tolerance)
         judge(sweep)
         out.append(sweep)

@@ -207,3 +207,24 @@ def test_a_folder_walk_finds_the_database(tracking, capsys):
     assert main(["analyze", str(db.parent), "--format", "json"]) == 0
     [run] = json.loads(capsys.readouterr().out)["runs"]
     assert run["source"] == f"{db}::walk/r"
+
+
+def test_runs_with_generated_names_are_a_sweep_by_their_parameters(tracking, capsys):
+    """MLflow names runs 'bold-owl-42': the sweep is found from the logged parameters,
+    runs that differ only by the LR (and seed); another model is never mixed in."""
+    from mlflow.entities import Param
+
+    db, client = tracking
+    exp = client.create_experiment("mnist")
+    for k, lr in enumerate([1e-4, 1e-3, 1e-2]):
+        rid = log_run(client, exp, f"bold-owl-{k}", curve(lr=lr), lr_param=lr)
+        client.log_batch(rid, params=[Param("model", "mlp"), Param("seed", str(k))])
+    rid = log_run(client, exp, "calm-cat-9", curve(lr=3e-3), lr_param=3e-3)
+    client.log_batch(rid, params=[Param("model", "cnn"), Param("seed", "0")])
+    assert main(["analyze", str(db), "--format", "json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    [sw] = doc["sweeps"]
+    assert len(sw["runs"]) == 3 and not any("calm-cat" in r for r in sw["runs"])
+    assert "logged parameters differ only by the LR" in sw["grouped_by"]
+    cnn = next(r for r in doc["runs"] if "calm-cat" in r["run"])
+    assert cnn["basis"] == "curve"

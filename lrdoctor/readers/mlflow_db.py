@@ -124,7 +124,8 @@ def _read(con, target, file, *, step, metric, lr_column, experiment, run) -> lis
     uuids = [r[0] for r in runs]
     keys = _metric_keys(con, uuids)
     names = _run_names(con, runs)
-    params = _lr_params(con, uuids)
+    raw = _params(con, uuids)
+    params = {u: lr_params(p) for u, p in raw.items()}
     picked, skipped, notes = {}, [], {}
     for uuid, _, _ in runs:
         src = f"{target}::{names[uuid]}"
@@ -163,6 +164,7 @@ def _read(con, target, file, *, step, metric, lr_column, experiment, run) -> lis
             notes[uuid].append(left_out(skipped))
         h = from_series(got, sel, f"{target}::{names[uuid]}", names[uuid], notes[uuid])
         h.available = sel.available  # every loss-like key of the run, not only those read
+        h.params = {str(k): str(v) for k, v in raw.get(uuid, [])}
         out.append(h)
     if not out:
         raise LrDoctorError("the runs' loss metrics hold no values", target)
@@ -289,15 +291,15 @@ def _metric_keys(con, uuids) -> dict[str, list[str]]:
     return out
 
 
-def _lr_params(con, uuids) -> dict[str, dict[str, float]]:
-    """run_uuid -> {parameter: value} of its numeric LR-named parameters."""
+def _params(con, uuids) -> dict[str, list]:
+    """run_uuid -> its logged parameters as (key, value) pairs."""
     pairs: dict[str, list] = {}
     for chunk in _chunks(uuids):
         marks = ",".join("?" * len(chunk))
         for u, k, v in con.execute(f"SELECT run_uuid, key, value FROM params "
                                    f"WHERE run_uuid IN ({marks})", chunk):
             pairs.setdefault(u, []).append((k, v))
-    return {u: lr_params(p) for u, p in pairs.items()}
+    return pairs
 
 
 def _history(con, key: str, uuids: list[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -148,6 +148,7 @@ def read(url: str, *, step=None, metric=None, lr_column=None, experiment=None, r
             notes.append(left_out(skipped))
         h = from_series(series, sel, src, name, notes)
         h.available = sel.available  # every loss-like key of the run, not only those read
+        h.params = {str(p["key"]): str(p.get("value")) for p in data.get("params", [])}
         out.append(h)
     if not out:
         raise LrDoctorError("no loss found: none of the runs logged a loss metric; name the "
