@@ -54,8 +54,11 @@ def sniff(path: Path) -> str:
         return "tensorboard"
     if sample.startswith(b":W&B"):
         return "wandb"
-    if not path.name.lower().endswith(LOG_SUFFIXES) and _mlflow_metric(path):
-        return "mlflow"
+    if not path.name.lower().endswith(LOG_SUFFIXES):
+        from lrdoctor.readers.mlflow import is_metric_file
+
+        if is_metric_file(path, sample):  # the head read above, not the file again
+            return "mlflow"
     _io.check_text(path, sample)
     first = sample.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
     if first.startswith("{") and not _python_dict(first):
@@ -91,12 +94,6 @@ def _table_header(text: str) -> bool:
         if len(cells) >= 2 and (C.find(cells, C.LOSS) or C.find(cells, C.STEP)):
             return True
     return False
-
-
-def _mlflow_metric(path: Path) -> bool:
-    from lrdoctor.readers.mlflow import is_metric_file
-
-    return is_metric_file(path)
 
 
 def _mlflow_db(path: Path) -> bool:

@@ -27,14 +27,16 @@ FIELDS = ["timestamp", "value", "step", "dataset_name", "dataset_digest"]
 _LINE = re.compile(rb"^\d{9,14} +\S+( +-?\d+)?( +\S+ +\S+)?\r?$")
 
 
-def is_metric_file(path: Path) -> bool:
+def is_metric_file(path: Path, head: bytes | None = None) -> bool:
     """Whether the file's first line reads as an MLflow metric line (a millisecond
-    timestamp, a value, a step)."""
-    try:
-        first = _io.head(path, 512).split(b"\n", 1)[0]
-    except LrDoctorError:
-        return False
-    return bool(_LINE.match(first))
+    timestamp, a value, a step). ``head``: the file's first bytes, when the caller has
+    read them already (they are not read again)."""
+    if head is None:
+        try:
+            head = _io.head(path, 512)
+        except LrDoctorError:
+            return False
+    return bool(_LINE.match(head.split(b"\n", 1)[0]))
 
 
 def is_run_folder(path: Path) -> bool:
