@@ -467,12 +467,21 @@ def report_command(args) -> int:
     if not diagnoses:
         _err("nothing could be analyzed: no report written")
         return 2
+    from lrdoctor.many import Progress
+
+    bar = Progress() if sys.stderr.isatty() else None  # a line for every phase
+    if bar is not None:
+        bar.start(f"finding the sweeps among {len(diagnoses)} runs")
     sweeps = sweeps_of(args, diagnoses)
     try:
-        written = write_report(diagnoses, out, errors=errors, logy=args.logy, sweeps=sweeps)
+        written = write_report(diagnoses, out, errors=errors, logy=args.logy, sweeps=sweeps,
+                               jobs=args.jobs, progress=bar)
     except OSError as exc:
         _err(f"{out}: could not write the report ({exc.strerror or exc})")
         return 2
+    finally:
+        if bar is not None:
+            bar.close()
     print(f"report written to {out}" + (f" (and {len(written) - 1} figure file(s) beside it)"
                                         if len(written) > 1 else ""))
     return exit_code(args, diagnoses, errors)

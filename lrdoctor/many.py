@@ -154,6 +154,52 @@ def analyze_logs(tasks: list) -> list[LogResult]:
     return [analyze_log(path, **kw) for path, kw in tasks]
 
 
+class Progress:
+    """One progress line redrawn in place on a terminal (stderr): a phase that counts
+    (``[#####...............] 120/1000 figures  8/s  1:50 left``) or one that does not
+    (``the figure of all 1000 runs ...``). Give it to :func:`lrdoctor.report.write_report`;
+    :meth:`close` clears the line."""
+
+    def __init__(self, stream=None):
+        import sys
+        import time
+
+        self.stream = stream or sys.stderr
+        self.clock = time.monotonic
+        self.what, self.total, self.begun, self.shown, self.width = "", None, 0.0, 0.0, 0
+
+    def _show(self, text: str) -> None:
+        pad = max(0, self.width - len(text))
+        print("\r" + text + " " * pad, end="", file=self.stream, flush=True)
+        self.width = len(text)
+
+    def start(self, what: str, total: int | None = None) -> None:
+        """A new phase: its name alone, or a bar of ``total`` items."""
+        self.what, self.total, self.begun = what, total, self.clock()
+        self.shown = 0.0
+        if total is None:
+            self._show(f"{what} ...")
+        else:
+            self.update(0)
+
+    def update(self, done: int) -> None:
+        now = self.clock()
+        if now - self.shown < 0.1 and done < (self.total or 0):
+            return
+        self.shown = now
+        total = max(self.total or 1, 1)
+        rate = done / max(now - self.begun, 1e-9)
+        left = int((total - done) / rate) if rate > 0 else 0
+        bar = "#" * (20 * done // total)
+        eta = f"  {left // 60}:{left % 60:02d} left" if done else ""
+        self._show(f"[{bar:<20}] {done}/{total} {self.what}  {rate:.0f}/s{eta}")
+
+    def close(self) -> None:
+        if self.width:
+            print("\r" + " " * self.width + "\r", end="", file=self.stream, flush=True)
+            self.width = 0
+
+
 def cpu_count() -> int:
     """The CPUs this process may run on."""
     try:
@@ -175,6 +221,39 @@ def _start_method():
     if threaded and "forkserver" in mp.get_all_start_methods():
         return mp.get_context("forkserver")
     return None
+
+
+def map_chunks(fn, items: list, *, executor=None, jobs: int = 1, size: int = 1,
+               args: tuple = ()) -> Iterator[tuple[int, object]]:
+    """``fn(chunk, *args)`` for each chunk of ``size`` items, in a process pool of ``jobs``
+    workers (or on ``executor``): yields ``(start, result)`` as the chunks finish, where
+    ``start`` is the chunk's first index in ``items``; an exception a chunk raised (its
+    worker died, say) is the result. ``jobs`` 1 without an executor: in this process, in
+    order."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    starts = range(0, len(items), max(1, size))
+    if executor is None and jobs <= 1:
+        for i in starts:
+            yield i, fn(items[i:i + size], *args)
+        return
+    own = executor is None
+    if own:
+        executor = ProcessPoolExecutor(max_workers=min(jobs, len(starts)),
+                                       mp_context=_start_method())
+    try:
+        futures = {executor.submit(fn, items[i:i + size], *args): i for i in starts}
+        for fut in as_completed(futures):
+            try:
+                got = fut.result()
+            except (MemoryError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # the worker died (killed, out of memory) or was lost
+                got = exc
+            yield futures[fut], got
+    finally:
+        if own:
+            executor.shutdown(wait=True, cancel_futures=True)
 
 
 def analyze_many(paths, *, executor=None, jobs: int | None = None,
@@ -218,8 +297,6 @@ def analyze_many(paths, *, executor=None, jobs: int | None = None,
     ...     for d in res.runs:                                        # doctest: +SKIP
     ...         print(d.run, d.verdict)
     """
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
     from lrdoctor.readers import expand
 
     walked: dict = {}
@@ -237,23 +314,12 @@ def analyze_many(paths, *, executor=None, jobs: int | None = None,
         return
     workers = jobs if executor is None or jobs > 1 else cpu_count()
     size = chunksize or max(1, min(CHUNK, len(files) // (4 * workers)))
-    own = executor is None
-    if own:
-        executor = ProcessPoolExecutor(max_workers=min(jobs, len(files)),
-                                       mp_context=_start_method())
-    try:
-        futures = {executor.submit(analyze_logs, tasks[i:i + size]): tasks[i:i + size]
-                   for i in range(0, len(tasks), size)}
-        for fut in as_completed(futures):
-            try:
-                yield from fut.result()
-            except (MemoryError, KeyboardInterrupt):
-                raise
-            except Exception as exc:  # the worker died (killed, out of memory) or was lost
-                for f, kw in futures[fut]:
-                    yield LogResult(f, kw["index"], len(files), error=LrDoctorError(
-                        f"could not be analyzed: its worker failed ({type(exc).__name__}: "
-                        f"{exc})", f))
-    finally:
-        if own:
-            executor.shutdown(wait=True, cancel_futures=True)
+    for start, got in map_chunks(analyze_logs, tasks, executor=executor, jobs=jobs,
+                                 size=size):
+        if not isinstance(got, Exception):
+            yield from got
+            continue
+        for f, kw in tasks[start:start + size]:
+            yield LogResult(f, kw["index"], len(files), error=LrDoctorError(
+                f"could not be analyzed: its worker failed ({type(got).__name__}: "
+                f"{got})", f))

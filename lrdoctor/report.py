@@ -26,17 +26,125 @@ img{max-width:100%;height:auto;border:1px solid #eee}code{font-size:.85em}
 """
 
 
-def _png(fig) -> bytes:
+#: From this many runs on, a report is large: runs without findings get a small figure
+#: (6 x 3.2 in at 72 dpi, no layout solver) and every figure is stored with a palette of
+#: ``COLORS`` colours, which keeps 1,000 runs readable and the HTML file in tens of MB.
+LARGE = 50
+COLORS = 64
+#: Figures one task of the pool draws.
+FIGURES_PER_TASK = 8
+
+
+def _png(fig, *, dpi: int = 110, palette: bool = False) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    return buf.getvalue()
+    fig.savefig(buf, format="png", dpi=dpi)
+    if not palette:
+        return buf.getvalue()
+    from PIL import Image  # matplotlib's own dependency
+
+    img = Image.open(buf).convert("RGB").quantize(COLORS, method=Image.Quantize.FASTOCTREE)
+    out = io.BytesIO()
+    img.save(out, format="PNG", optimize=True)
+    return out.getvalue()
 
 
-def _figures(diagnoses: list, logy) -> tuple[list[bytes], bytes | None]:
+def run_figure(d, *, logy=None, small: bool = False, palette: bool = False) -> bytes:
+    """One run's figure as PNG bytes: the full annotated figure, or (``small``) the same
+    drawing on a small canvas with fixed margins (no layout solver: half the time)."""
+    if not small or d.curve is None or getattr(d, "range_test", None) is not None:
+        return _png(d.plot(logy=logy).figure, palette=palette)
+    return _png(thumbnail(d, logy=logy), dpi=72, palette=palette)
+
+
+def thumbnail(d, *, logy=None):
+    """A small figure of a run without findings: the loss (raw, faint) and its trend, the
+    title and the caption of the full figure; no layout solver, no legend (the colours are
+    the full figure's), so it costs a fraction of :func:`lrdoctor.plot.plot_diagnosis`."""
+    import numpy as np
+    from matplotlib.figure import Figure
+
+    from lrdoctor.plot import COLORS, _minmax_decimate
+    from lrdoctor.render import HEADLINE, caption
+
+    def text(t, limit=120):  # as written: no mathtext; undecodable bytes as \xNN
+        t = shown(str(t))
+        return t if len(t) <= limit else t[:limit // 2] + "\u2026" + t[-(limit // 2):]
+
+    fig = Figure(figsize=(6, 2.8), dpi=72)
+    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.2, top=0.88)
+    ax = fig.add_subplot()
+    steps = d.history.logged_steps.astype(np.float64)
+    y = d.history.logged_loss
+    fin = np.isfinite(y)
+    ax.plot(*_minmax_decimate(steps[fin], y[fin]), color=COLORS["raw"], lw=0.6, alpha=0.6)
+    c = d.curve
+    if c.n_bins >= 3:  # the settled trend (the running median's window fits)
+        k = c.trend_settled
+        ax.plot(c.steps[c.bin_start[:k]].astype(np.float64), c.level[:k],
+                color=COLORS["trend"], lw=1.5)
+    pos = y[fin]
+    if logy or (logy is None and len(pos) and (pos > 0).all()
+                and np.log10(pos.max() / pos.min()) > 1.5):
+        ax.set_yscale("log")
+    ax.tick_params(labelsize=7)
+    ax.set_title(text(f"{d.run}: {HEADLINE[d.verdict]}", 80), fontsize=8, loc="left",
+                 parse_math=False)
+    fig.text(0.01, 0.02, text(caption(d)), fontsize=7, parse_math=False)
+    return fig
+
+
+def draw_runs(items: list, logy=None) -> list:
+    """A pool task: ``run_figure`` of each ``(diagnosis, small, palette)``; a figure that
+    could not be drawn is its error message (str) instead of bytes."""
+    out = []
+    for d, small, palette in items:
+        try:
+            out.append(run_figure(d, logy=logy, small=small, palette=palette))
+        except (MemoryError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # one bad figure costs its picture, not the report
+            out.append(f"{type(exc).__name__}: {exc}")
+    return out
+
+
+def _figures(diagnoses: list, logy, *, jobs=None, executor=None,
+             progress=None) -> tuple[list, bytes | None]:
+    """Each run's figure (PNG bytes, or why it could not be drawn) and the sweep figure.
+    A large report (``LARGE`` runs) draws them in a pool of ``jobs`` workers (default: one
+    per CPU) or on ``executor``; runs without findings get small figures there."""
+    import copy
+
+    from lrdoctor.many import cpu_count, map_chunks
     from lrdoctor.plot import plot_sweep
 
-    per_run = [_png(d.plot(logy=logy).figure) for d in diagnoses]
-    sweep = _png(plot_sweep(diagnoses, logy=logy)) if len(diagnoses) > 1 else None
+    large = len(diagnoses) >= LARGE
+    items = []
+    for d in diagnoses:
+        light = copy.copy(d)
+        light.sweep = None  # the figure does not show it; pickled, it would drag every run
+        items.append((light, large and not d.findings, large))
+    if jobs is None:
+        jobs = cpu_count() if large else 1
+    per_run: list = [None] * len(items)
+    if progress is not None:
+        progress.start("figures", len(items))
+    done = 0
+    for start, got in map_chunks(draw_runs, items, executor=executor, jobs=jobs,
+                                 size=FIGURES_PER_TASK, args=(logy,)):
+        n = len(items[start:start + FIGURES_PER_TASK])
+        if isinstance(got, Exception):  # the worker died: those figures are missing
+            got = [f"its worker failed ({type(got).__name__}: {got})"] * n
+        per_run[start:start + n] = got
+        done += n
+        if progress is not None:
+            progress.update(done)
+    sweep = None
+    if len(diagnoses) > 1:
+        if progress is not None:
+            progress.start(f"the figure of all {len(diagnoses)} runs")
+        sweep = _png(plot_sweep(diagnoses, logy=logy), palette=large)
+    if progress is not None:
+        progress.start("writing the report")
     return per_run, sweep
 
 
@@ -45,13 +153,20 @@ def _span(f) -> str:
     return f"{start}..{'end' if f.end is None else format(f.end, 'g')}"
 
 
-def write_report(diagnoses: list, path, *, errors=(), logy=None, sweeps=()) -> list[Path]:
+def write_report(diagnoses: list, path, *, errors=(), logy=None, sweeps=(), jobs=None,
+                 executor=None, progress=None) -> list[Path]:
     """Write the report; the format follows the extension (.html/.htm or .md). Returns the
     files written (the report first). ``sweeps`` (``lrdoctor.sweep.find_sweeps``) get a
-    table of their estimates."""
+    table of their estimates.
+
+    From ``LARGE`` (50) runs on, the figures are drawn in a process pool (``jobs``
+    workers, default one per CPU, or ``executor``: see :func:`lrdoctor.many.map_chunks`),
+    small ones for runs without findings; ``progress`` (:class:`lrdoctor.many.Progress`)
+    shows each phase."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    per_run, sweep = _figures(diagnoses, logy)
+    per_run, sweep = _figures(diagnoses, logy, jobs=jobs, executor=executor,
+                              progress=progress)
     if path.suffix.lower() == ".md":
         return _markdown(diagnoses, path, per_run, sweep, errors, sweeps)
     # shown: the bytes of a file name that is not UTF-8 as \xNN, as in the figures
@@ -118,7 +233,8 @@ def html_report(diagnoses: list, per_run: list[bytes], sweep: bytes | None, erro
                    f"{e(d.verdict)}</span></h2>")
         out.append(f"<p><code>{e(d.source)}</code>: {len(d.history.logged_steps)} points of "
                    f"<code>{e(d.metric)}</code>; LR {e(_run_lr(d))}</p>")
-        out.append(img(png, f"loss curve of {d.run}"))
+        out.append(img(png, f"loss curve of {d.run}") if isinstance(png, bytes) else
+                   f'<p class="err">figure not drawn: {e(png)}</p>')
         if d.findings:
             out.append("<table><thead><tr><th>finding</th><th>steps</th><th>severity</th>"
                        "<th>evidence</th></tr></thead><tbody>")
@@ -188,7 +304,8 @@ def _markdown(diagnoses, path: Path, per_run, sweep, errors, sweeps=()) -> list[
         out += [f"## {m(d.run)}: {d.verdict}", "",
                 f"{m(d.source)}: {len(d.history.logged_steps)} points of {m(d.metric)}; "
                 f"LR {_run_lr(d)}", "",
-                f"![loss curve of {m(d.run)}]({save(png, 'run-' + d.run)})", ""]
+                f"![loss curve of {m(d.run)}]({save(png, 'run-' + d.run)})"
+                if isinstance(png, bytes) else f"*figure not drawn: {m(png)}*", ""]
         if d.findings:
             out += ["| finding | steps | severity | evidence |", "|---|---|---:|---|"]
             out += [f"| {f.kind} | {_span(f)} | {f.severity:.2f} | {m(f.message)} |"

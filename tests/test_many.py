@@ -168,3 +168,25 @@ def test_the_pool_does_not_fork_a_process_with_threads(monkeypatch):
     assert _start_method() is None  # single-threaded: fork, the fastest start
     monkeypatch.setitem(sys.modules, "jax", object())  # JAX runs threads of its own
     assert _start_method().get_start_method() == "forkserver"
+
+
+def _chunk_or_die(items, die_on):
+    import os
+
+    if die_on in items:
+        os._exit(3)  # the worker process dies, as when the OOM killer takes it
+    return [x * 10 for x in items]
+
+
+def test_map_chunks_yields_each_chunk_once_and_a_dead_worker_is_an_error_not_a_crash():
+    from lrdoctor.many import map_chunks
+
+    items = list(range(10))
+    serial = dict(map_chunks(_chunk_or_die, items, jobs=1, size=3, args=(-1,)))
+    assert serial == {0: [0, 10, 20], 3: [30, 40, 50], 6: [60, 70, 80], 9: [90]}
+    got = dict(map_chunks(_chunk_or_die, items, jobs=2, size=3, args=(-1,)))
+    assert got == serial
+    got = dict(map_chunks(_chunk_or_die, items, jobs=2, size=3, args=(4,)))
+    assert isinstance(got[3], Exception)  # the chunk holding 4: its worker died
+    assert set(got) == {0, 3, 6, 9}  # every chunk is answered, none twice (chunks that
+    # were still waiting when the pool broke are errors too: BrokenProcessPool)

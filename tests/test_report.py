@@ -91,3 +91,62 @@ def test_report_usage_errors(tmp_path, capsys):
     assert main(["report", str(SAMPLES), "-o", str(tmp_path / "r.pdf")]) == 2
     assert "must end in .html or .md" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "r.html")]) == 2
+
+
+def _png_header(png: bytes) -> tuple[int, int, int]:
+    """(width, height, colour type) from a PNG's IHDR chunk (3: a palette)."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big"), png[25]
+
+
+def test_a_large_report_draws_in_a_pool_small_figures_for_quiet_runs(tmp_path, monkeypatch):
+    import io
+    import os
+
+    from lrdoctor import analyze, report
+    from lrdoctor.many import Progress
+
+    monkeypatch.setattr(report, "LARGE", 3)  # a large report from 3 runs on
+    monkeypatch.setattr(report, "FIGURES_PER_TASK", 2)
+    runs = [d for f in sorted(SAMPLES.glob("*.csv")) for d in analyze(f)]
+    assert len(runs) >= 3 and any(d.findings for d in runs) and \
+        any(not d.findings for d in runs)
+    shown = io.StringIO()
+    bar = Progress(shown)
+    serial, _ = report._figures(runs, None, jobs=1)
+    pooled, sweep = report._figures(runs, None, jobs=2, progress=bar)
+    assert pooled == serial  # the same pictures, byte for byte, wherever they are drawn
+    for d, png in zip(runs, pooled):
+        w, h, kind = _png_header(png)
+        assert kind == 3  # stored with a palette
+        assert (w < 500) == (not d.findings)  # a small figure exactly for a quiet run
+    assert _png_header(sweep)[2] == 3
+    line = shown.getvalue()
+    assert f"{len(runs)}/{len(runs)} figures" in line
+    assert f"the figure of all {len(runs)} runs ..." in line
+    assert "writing the report ..." in line
+    # a figure that cannot be drawn costs its picture, not the report
+    broken = runs[0]
+    monkeypatch.setattr(type(broken), "plot", lambda self, **kw: 1 / 0)
+    out = tmp_path / "big.html"
+    report.write_report(runs, out, jobs=1)
+    page = Page()
+    page.feed(out.read_text(encoding="utf-8"))
+    text = " ".join(page.text)
+    assert "figure not drawn: ZeroDivisionError" in text
+    assert len(page.imgs) == 1 + sum(1 for d in runs if not d.findings)  # sweep + thumbs
+    assert os.path.getsize(out) > 0
+
+
+def test_a_small_report_keeps_full_figures_in_this_process(monkeypatch):
+    from lrdoctor import analyze, many, report
+
+    def no_pool(*a, **kw):
+        raise AssertionError("a small report needs no pool")
+
+    monkeypatch.setattr(many, "ProcessPoolExecutor", no_pool, raising=False)
+    runs = [d for f in sorted(SAMPLES.glob("*.csv"))[:2] for d in analyze(f)]
+    per_run, sweep = report._figures(runs, None)
+    for png in per_run:
+        w, _, kind = _png_header(png)
+        assert w > 500 and kind != 3  # full size, full colour
