@@ -219,6 +219,18 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
         verdict, rule = "too_high", "stuck_high"
         notes.append(f"the loss is flat from the start at LR {current:g}, above the "
                      f"{context} range of the rules: read as stuck high, not too low")
+    floor = next((f for f in findings if f.kind == "floor"), None)
+    if verdict == "ok" and floor is not None and above_range(current, context):
+        # collapsed onto a floor early and sat there, at an LR above the rules' range: with
+        # a constant Adam LR the level the loss settles at rises with the LR (the steps stay
+        # large), so the LR is the likely cause; inside the range an early convergence and
+        # a plateau look the same, and the finding stays evidence only
+        verdict, rule, cause = "too_high", "floor_high", floor
+        notes.append(f"the loss collapsed onto a floor early at LR {current:g}, above the "
+                     f"{context} range of the rules: read as the LR setting that floor")
+    elif floor is not None:
+        # evidence only: listed as a finding it would read as a fault in a healthy run
+        findings = [f for f in findings if f is not floor]
     over = next((f for f in findings if f.kind == "overfitting"), None)
     if verdict == "too_low" and cause.kind == "slow" and over is not None:
         # still creeping down while the validation loss has turned up: the model already
@@ -227,6 +239,13 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
         notes.append("the training loss still creeps down, but the validation loss has "
                      "turned up: not a case for a larger LR")
     sched = _schedule(curve, findings)
+    if verdict == "too_low" and cause.kind == "slow" and "late_share" in cause.evidence \
+            and sched.get("noisy_late"):
+        # still creeping down at the end, but the last stretch is noisy: a larger LR would
+        # add noise, not speed; the run wants more steps (or a decaying LR to settle)
+        verdict, rule, cause = "ok", "ok", None
+        notes.append("the loss still creeps down at the end, but noisily: train longer "
+                     "(or let a decaying LR settle it) rather than raise the LR")
     rec = recommend(verdict, cause=rule,
                     severity=cause.severity if cause else 0.0, current_lr=current,
                     context=context, schedule=sched)
@@ -239,6 +258,12 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
         rec.notes.append(f"progress waited for the LR to decay: a run at 1/3 of the peak"
                          f"{third} would show whether the peak is too high (give lrdoctor "
                          "both runs)")
+    elif verdict == "ok" and floor is not None:
+        # an early floor inside the range: the LR may set it (too high) or the run may be
+        # stuck on a plateau that a larger LR escapes; only runs at other LRs can tell
+        rec.notes.append(f"the loss sat on a floor from step {floor.start:g} on, which the "
+                         "LR may set or a larger LR may escape; "
+                         + one_run_cannot_tell(current))
     elif verdict == "ok":
         rec.notes.append(one_run_cannot_tell(current))
     conf = confidence(verdict, rule, cause.severity if cause else 0.0, n, pace_points=pace)

@@ -1,4 +1,4 @@
-"""The learning-rate rules of ``lr_rules.md`` as data, and the recommender that applies them.
+"""The learning-rate rules of ``docs/lr_rules.md`` as data, and the recommender that applies them.
 
 The recommender knows nothing of signal processing: it takes a verdict, the findings'
 severities and kinds, the current LR and the context, and returns a :class:`Recommendation`.
@@ -28,6 +28,8 @@ RULE_TEXT = {
     "grad_spike": "unstable (repeated gradient-norm spikes): lower 5-10x",
     "plateau": "barely moving: raise 3-5x",
     "stuck_high": "stuck from the start at an LR above the rules' range: lower 5-10x",
+    "floor_high": "fast drop onto a floor, then flat, at an LR above the rules' range: "
+                  "lower 5-10x",
     "slow": "slow progress: raise 3-5x",
     "ok": "healthy: keep",
     "unknown": "too little data: keep",
@@ -120,14 +122,20 @@ def recommend(verdict: str, *, cause: str, severity: float, current_lr: float | 
         if verdict == "ok" and sched.get("constant") and sched.get("noisy_late"):
             notes.append("the loss stays noisy late in a constant-LR run: warmup + cosine "
                          "decay would let it settle lower")
-    # far below the context's range, 3-5x would take many rounds: the suggestion goes to
-    # the range's bottom (the rules' prior). Above it, 5-10x is kept: a run that is too high
-    # already moves a decade, and tasks whose best LR lies above the range exist
+    # below the context's range, 3-5x would take rounds to get anywhere: the suggestion
+    # goes to the rules' starting value for the context (1e-3 from scratch, the Adam
+    # default; 3e-5 for fine-tuning), which is what the rules advise when nothing better
+    # is known, and a run that barely moves below the range tells nothing better. Above
+    # it, 5-10x is kept: a run that is too high already moves a decade, and tasks whose
+    # best LR lies above the range exist
     lo, hi = ctx["search"]
-    if current_lr is not None and action == "raise" and current_lr * RAISE[1] < lo * 0.99:
-        suggested, factor = lo, (_round_lr(lo / current_lr),) * 2
-        notes.append(f"{current_lr:g} is far below the {context} range of the rules "
-                     f"({lo:g}-{hi:g}): raise it into the range, to {lo:g}, not only 3-5x"
+    start = ctx["start"]
+    if current_lr is not None and action == "raise" and current_lr < lo * 0.99 \
+            and start > (suggested or 0):
+        suggested, factor = start, (_round_lr(start / current_lr),) * 2
+        notes.append(f"{current_lr:g} is below the {context} range of the rules "
+                     f"({lo:g}-{hi:g}): raise it into the range, to the rules' starting "
+                     f"value {start:g}, not only 3-5x"
                      + (" (fine-tuning a pretrained model? pass --context finetune)"
                         if context == "scratch" else ""))
     rule = RULE_TEXT.get(cause if verdict in ("too_high", "too_low") else verdict, verdict)

@@ -95,17 +95,24 @@ def test_short_log_is_unknown_not_an_error():
     assert any("at least 10" in n for n in d.notes)
 
 
-def test_far_below_the_range_the_suggestion_goes_into_it():
-    # 3-5x from 1e-6 would take four rounds to reach the rules' range: go to its bottom
+def test_below_the_range_the_suggestion_goes_to_the_rules_start():
+    # 3-5x from 1e-6 would take four rounds to reach the rules' range: go to the rules'
+    # starting value (1e-3 from scratch, 3e-5 for fine-tuning)
     r = recommend("too_low", cause="plateau", severity=1.0, current_lr=1e-6)
-    assert r.suggested_lr == pytest.approx(1e-4) and r.factor == (100, 100)
-    assert any("far below the scratch range" in n and "--context finetune" in n
+    assert r.suggested_lr == pytest.approx(1e-3) and r.factor == (1000, 1000)
+    assert any("below the scratch range" in n and "--context finetune" in n
                for n in r.notes)
     ft = recommend("too_low", cause="slow", severity=0.0, current_lr=1e-7, context="finetune")
-    assert ft.suggested_lr == pytest.approx(1e-5)
-    # near the range, the rules' own factor stands
-    near = recommend("too_low", cause="slow", severity=0.0, current_lr=3e-5)
-    assert near.factor == (3, 5) and near.suggested_lr == pytest.approx(9e-5)
+    assert ft.suggested_lr == pytest.approx(3e-5)
+    below = recommend("too_low", cause="slow", severity=0.0, current_lr=3e-5)
+    assert below.suggested_lr == pytest.approx(1e-3)
+    # inside the range, the rules' own factor stands
+    inside = recommend("too_low", cause="slow", severity=0.0, current_lr=2e-4)
+    assert inside.factor == (3, 5) and inside.suggested_lr == pytest.approx(6e-4)
+    # fine-tuning just below its start but inside its range: 3-5x, never a move down
+    ft_in = recommend("too_low", cause="slow", severity=1.0, current_lr=2e-5,
+                      context="finetune")
+    assert ft_in.factor == (3, 5) and ft_in.suggested_lr == pytest.approx(1e-4)
     # above the range a too-high LR still moves by 5-10x (tasks whose best lies above exist)
     high = recommend("too_high", cause="explosion", severity=1.0, current_lr=1.0)
     assert high.factor == (5, 10) and high.suggested_lr == pytest.approx(0.1)

@@ -16,8 +16,8 @@ class Progress:
     Parameters
     ----------
     min_progress : float, default 0.1
-        A run whose trend ends less than this share below its starting loss has a
-        ``plateau`` (it barely moved).
+        A run whose loss ends (the median of its last 5% of points) less than this share
+        below its starting loss has a ``plateau`` (it barely moved).
     slow_half : float, default 0.1
         A run that needed more than this share of its length (after any warmup) to make half
         of its progress is ``slow``: with a good Adam LR the bulk of the drop comes early.
@@ -39,6 +39,17 @@ class Progress:
         Progress waits for the schedule when the trend moved less than one noise unit (the
         robust scatter of single points) over the whole stretch at the peak, and fell more
         than this many noise units over the decayed stretch after it.
+    floor_early : float, default 0.1
+    floor_done : float, default 0.8
+    floor_from : float, default 0.25
+    floor_flat : float, default 0.05
+        A ``floor``: at least ``floor_done`` of the drop (in trend space) came in the first
+        ``floor_early`` of the run (after any warmup), and from ``floor_from`` of the run
+        to its end the trend fell less than ``1 - floor_done`` of the drop and less than
+        ``floor_flat`` (5%, in log space): the loss collapsed onto a level early and sat
+        there for most of the run. Not a verdict by itself: at an LR above the rules'
+        range the LR likely sets that floor (too high); inside it, a healthy run that
+        converged early and one stuck on a plateau look the same.
 
     Two readings keep a schedule's run from being called slow, because its speed then says
     nothing against the peak LR: the log ends while the LR is still warming up (the peak
@@ -53,13 +64,19 @@ class Progress:
     peak_share: float = 0.9
     decayed_share: float = 0.6
     resumes: float = 4.0
+    floor_early: float = 0.1
+    floor_done: float = 0.8
+    floor_from: float = 0.25
+    floor_flat: float = 0.05
 
     def __call__(self, curve: Curve) -> list[Finding]:
         if curve.n_bins < 10:
             return []
         s0 = curve.start_level
         level = curve.level
-        end = float(level[-1])
+        # the end is the median of the last 5% of points, not the trend's last value (its
+        # window is padded there with the last bin: on a noisy flat curve one bin decides)
+        end = curve.final_level
         drop = s0 - end
         progress = drop / abs(s0) if s0 else 0.0
         first = curve.steps[0]
@@ -114,7 +131,34 @@ class Progress:
                 "slow", curve.step_at(mid), None, sev,
                 f"loss still creeping down: {100 * late:.0f}% of its drop came in the second "
                 f"half of the run", {"late_share": late, "progress": progress})]
-        return []
+        floor = self._floor(curve, t_w)
+        return [] if floor is None else [floor]
+
+    def _floor(self, curve: Curve, t_w: float) -> Finding | None:
+        """The ``floor`` finding (see the class notes), or None."""
+        z, frac = curve.trend, curve.fraction
+        top = curve.trend_settled - 1
+        z0, z_end = float(curve.to_z(curve.start_level)), float(curve.to_z(curve.final_level))
+        total = z0 - z_end
+        if not total > 0:
+            return None
+        early = min(top, int(np.searchsorted(frac, t_w + self.floor_early)))
+        late = min(top, int(np.searchsorted(frac, t_w + self.floor_from)))
+        done = (z0 - float(z[early])) / total
+        after = float(z[late]) - z_end
+        flat = after < (1 - self.floor_done) * total and (
+            not curve.log_space or after < self.floor_flat)
+        if done < self.floor_done or not flat:
+            return None
+        return Finding(
+            "floor", curve.step_at(early), None, 0.5,
+            f"loss drops fast, then sits on a floor: {100 * min(done, 1):.0f}% of its drop "
+            f"came by step {fmt_step(curve.step_at(early))} "
+            f"({100 * (t_w + self.floor_early):.0f}% of the run), and from step "
+            f"{fmt_step(curve.step_at(late))} to the end it fell only "
+            f"{100 * max(after, 0) / total:.0f}% more",
+            {"early_share": done, "late_share": max(after, 0) / total,
+             "floor": float(curve.final_level)})
 
     @property
     def pace_points(self) -> int:
