@@ -270,7 +270,8 @@ def results(args, *, keep_history: bool, progress: bool):
                 format=args.input_format, pattern=args.pattern,
                 experiment=args.experiment, run=args.run):
             if res.skipped:
-                _err(f"{res.path}: skipped, not a loss log ({res.skipped})")
+                _err(f"{res.path}: skipped, " + (res.skipped if res.index < 0 else  # a folder
+                                                 f"not a loss log ({res.skipped})"))
             if bar is not None and res.index >= 0:
                 bar.update(res)
             yield res

@@ -300,10 +300,13 @@ def analyze_many(paths, *, executor=None, jobs: int | None = None,
     from lrdoctor.readers import expand
 
     walked: dict = {}
+    unsearched: list = []  # folders a walk could not list: notes, not errors
     files, errors = expand([paths] if isinstance(paths, (str, os.PathLike)) else
-                           [str(p) for p in paths], walked)
+                           [str(p) for p in paths], walked, unsearched)
     for e in errors:
         yield LogResult(e.source, -1, len(files), error=e)
+    for folder, why in unsearched:
+        yield LogResult(folder, -1, len(files), skipped=why)
     tasks = [(f, dict(index=k, total=len(files), name=walked.get(f),
                       keep_history=keep_history, **options)) for k, f in enumerate(files)]
     if jobs is None:

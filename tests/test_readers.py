@@ -251,8 +251,13 @@ def test_damage_past_the_sniffed_head_is_one_line_whatever_its_kind(tmp_path):
     p = damaged_csv(tmp_path, 6000, b"6000,1.2\xe0\x80,0.001\n")
     with pytest.raises(LrDoctorError, match="line 6002 holds bytes that are not UTF-8"):
         read(p)
-    # a word in a loss cell and, further down, a row with a cell missing
+    # a word in a loss cell and, further down, a row with a cell missing: the first
+    # damage is named (found from pyarrow's column and cell, not by reading the file
+    # again as text), then, once it is fixed, the other
     p = damaged_csv(tmp_path, 6000, b"6000,oops,0.001\n", after=b"1,2\n")
+    with pytest.raises(LrDoctorError, match="line 6002: column 'loss' holds 'oops'"):
+        read(p)
+    p = damaged_csv(tmp_path, 6000, b"6000,1.5,0.001\n", after=b"1,2\n")
     with pytest.raises(LrDoctorError, match="line 12003 has 2 cells where the header has 3"):
         read(p)
 

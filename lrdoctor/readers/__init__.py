@@ -149,6 +149,9 @@ def read(path: str | Path, *, format: str | None = None, step: str | None = None
             return mlflow.read(p, step=step, metric=metric, lr_column=lr_column)
         raise LrDoctorError("is a directory; lrdoctor.read takes one file or one run folder "
                             "(lrdoctor.analyze and the CLI take any directory)", str(path))
+    from lrdoctor.readers import _io
+
+    _io.check_regular(p)  # permission denied, a FIFO or a device: said before any read
     if p.stat().st_size == 0:
         raise LrDoctorError("the file is empty; it needs a header line and rows of losses",
                             str(path))
@@ -193,15 +196,17 @@ def _tracker(path, format):
     return None
 
 
-def expand(inputs: list[str], found_in_dirs: dict | set | None = None
-           ) -> tuple[list[str], list[LrDoctorError]]:
+def expand(inputs: list[str], found_in_dirs: dict | set | None = None,
+           skipped: list | None = None) -> tuple[list[str], list[LrDoctorError]]:
     """The logs named by paths, directories (searched recursively) and glob patterns.
 
     Returns the inputs to read in a stable order (files, and run folders: a folder of
     TensorBoard event files, an MLflow run) and one error for each input that named nothing.
     ``found_in_dirs``, when given, receives what was found by walking a directory (a file
     there that holds no loss, such as a manifest, is skipped rather than an error); when it
-    is a dict, each found input maps to the run name its path gives it.
+    is a dict, each found input maps to the run name its path gives it. ``skipped``, when
+    given, receives ``(folder, why)`` for each folder a walk could not search
+    (permission denied): a note, the other logs are still read.
     """
     files: list[str] = []
     errors: list[LrDoctorError] = []
@@ -210,7 +215,15 @@ def expand(inputs: list[str], found_in_dirs: dict | set | None = None
         if is_tracker(item):
             files.append(item)
         elif p.is_dir():
-            found = walk(p)
+            unreadable: list = []
+            found = walk(p, unreadable)
+            if skipped is not None:
+                skipped.extend((d, UNREADABLE_DIR) for d in unreadable if d != str(p))
+            if str(p) in unreadable:
+                errors.append(LrDoctorError(
+                    "permission denied: this user may not list the directory; check its "
+                    "permissions (ls -ld) or run as a user who may", item))
+                continue
             if not found:
                 errors.append(LrDoctorError(
                     "directory holds no loss logs (looked for TensorBoard event files, "
@@ -223,7 +236,7 @@ def expand(inputs: list[str], found_in_dirs: dict | set | None = None
         elif p.exists():
             files.append(item)
         elif any(ch in item for ch in "*?["):
-            found = sorted(glob.glob(item, recursive=True))
+            found = sorted(_glob(item))
             if not found:
                 errors.append(LrDoctorError("the pattern matches no file", item))
             files.extend(f for f in found if Path(f).is_file() or _is_run_folder(Path(f)))
@@ -232,15 +245,50 @@ def expand(inputs: list[str], found_in_dirs: dict | set | None = None
     return list(dict.fromkeys(files)), errors
 
 
-def walk(root: Path) -> list[str]:
+#: Why a folder found in a walk was not searched.
+UNREADABLE_DIR = ("permission denied: this folder could not be searched, the logs in it "
+                  "were not read; check its permissions (ls -ld)")
+
+
+def _glob(pattern: str) -> list[str]:
+    """The paths a glob pattern matches. ``**`` (any depth) never follows a symbolic link
+    to a folder, so a link back up the tree cannot make it endless (``glob.glob`` follows
+    them: two such links make 2^40 paths); other patterns are ``glob.glob``'s."""
+    if "**" not in pattern:
+        return glob.glob(pattern)
+    parts = pattern.split("/")
+    k = next(i for i, part in enumerate(parts) if glob.has_magic(part))
+    base = "/".join(parts[:k]) or ("/" if pattern.startswith("/") else "")
+    rest = "/".join(parts[k:])
+    out = []
+    for found in Path(base or ".").glob(rest):
+        rel = found.relative_to(base or ".").as_posix()
+        if any(seg.startswith(".") for seg in rel.split("/")) and "/." not in "/" + rest:
+            continue  # hidden names, as glob.glob leaves them out
+        out.append(rel if not base else base.rstrip("/") + "/" + rel)
+    return out
+
+
+def walk(root: Path, unreadable: list | None = None) -> list[str]:
     """Every run under ``root``: log files by their ending, each folder of TensorBoard event
-    files as one run, each MLflow run folder (``meta.yaml`` beside ``metrics/``) as one run."""
+    files as one run, each MLflow run folder (``meta.yaml`` beside ``metrics/``) as one run.
+
+    A symbolic link to a folder is not followed (so no link can make the walk endless); a
+    folder that cannot be listed is added to ``unreadable`` when it is given."""
+    import os
+
     from lrdoctor.readers.tensorboard import is_event_file
+
+    def failed(exc: OSError) -> None:
+        if unreadable is not None and exc.filename is not None:
+            unreadable.append(os.fsdecode(exc.filename))
 
     out: list[str] = []
     tb_dirs: dict[Path, int] = {}
     mlflow_runs: set[Path] = set()
-    for f in sorted(root.rglob("*")):
+    paths = [Path(d, name) for d, _, names in os.walk(root, onerror=failed)
+             for name in names]
+    for f in sorted(paths):
         if not f.is_file():
             continue
         if any(parent in mlflow_runs for parent in f.parents):

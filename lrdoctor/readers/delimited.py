@@ -47,9 +47,15 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
         raise LrDoctorError("the file is empty; it needs a header line and rows of losses", src)
     sep = sniff_delimiter(text, path)
     header_line = _header_line(text)
-    header = next(csv.reader(io.StringIO(header_line), delimiter=sep))
     if len(header_line) >= len(text) - 1 and len(sample) >= (1 << 16):
-        _raise_long_line(path, limit=len(sample) - 1)
+        # a header longer than the head read (a W&B export of thousands of columns): read
+        # up to the line-length cap, past which it is no log's header
+        sample = _io.head(path, _io.MAX_LINE_BYTES + 2)
+        text = sample.decode("utf-8", errors="replace")
+        header_line = _header_line(text)
+        if len(header_line) >= len(text) - 1 and len(sample) > _io.MAX_LINE_BYTES:
+            _raise_long_line(path)
+    header = next(csv.reader(io.StringIO(header_line), delimiter=sep))
     wandb_runs = _wandb_chart_runs(header)
     if wandb_runs:
         return _read_wandb_chart(path, sep, header, wandb_runs, step=step, metric=metric,
@@ -68,6 +74,8 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
             if wide is not None:
                 return wide
         raise
+    with _io.open_log(path, _io.MAX_LINE_BYTES):
+        pass  # a plain file's lines are checked now (a gzip file's as it is parsed)
     wanted = sel.numeric()
     # Detection needs the step, the loss and the LR; the validation loss and the epoch are
     # parsed on first access (a plot, the frame), which keeps a 1e7-row read lean. A file
@@ -89,35 +97,47 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
         short_rows.append(row.text)
         return "skip"
 
+    nulls = [""]
+    if _NULL_CELL.search(text):  # None/NULL/null cells in the head: missing values
+        nulls = [""] + NULL_WORDS
+
     def parse(include, types):
         short_rows.clear()
-        with _undecodable_rows_quiet():
+        with _undecodable_rows_quiet(), _csv_input(path) as source:
             return pacsv.read_csv(
-                path,
+                source,
                 read_options=pacsv.ReadOptions(block_size=_io.MAX_LINE_BYTES * 4),
                 parse_options=pacsv.ParseOptions(delimiter=sep, newlines_in_values=False,
                                                  invalid_row_handler=short_row),
                 convert_options=pacsv.ConvertOptions(
-                    include_columns=include, column_types=types, null_values=[""],
+                    include_columns=include, column_types=types, null_values=nulls,
                     strings_can_be_null=True, quoted_strings_can_be_null=True),
             )
 
     try:
-        try:
-            table = parse(include, types)
-        except pa.ArrowInvalid as exc:
-            if sel.step is None or types[sel.step] != pa.int64() or \
-                    "conversion error" not in str(exc):
-                raise
-            types[sel.step] = pa.float64()  # a fractional step further down: read as float
-            table = parse(include, types)
+        while True:
+            try:
+                table = parse(include, types)
+                break
+            except pa.ArrowInvalid as exc:
+                bad = _conversion_error(str(exc), header)
+                if bad is None:
+                    raise
+                if bad[1].strip().lower() in ("none", "null") and len(nulls) == 1:
+                    nulls = [""] + NULL_WORDS  # None/NULL/null further down
+                elif bad[0] == sel.step and types.get(sel.step) == pa.int64():
+                    types[sel.step] = pa.float64()  # a fractional step further down
+                else:
+                    raise
     except pa.ArrowInvalid as exc:
         _raise_parse_error(path, sep, header, now, str(exc))
     except KeyError:  # pyarrow's ArrowKeyError: a chosen column's name is not UTF-8
         _raise_not_utf8_name(include, src)
-    except (EOFError, OSError) as exc:
-        raise _io.gzip_error(path, exc) from None
+    except OSError as exc:  # a read error of the disk
+        raise LrDoctorError(f"cannot be read ({exc})", src) from None
     notes = []
+    if len(nulls) > 1:
+        notes.extend(_null_note(path, sep, wanted))
     if short_rows:
         row_text = short_rows[0]
         last_line = _io.last_line_unterminated(path)
@@ -128,11 +148,6 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
             _raise_ragged_line(path, sep, header)
     if table.num_rows == 0:
         raise LrDoctorError("header only, no rows of losses yet", src)
-    if path.stat().st_size > _io.MAX_LINE_BYTES and \
-            path.stat().st_size / (table.num_rows + 1) > _io.MAX_LINE_BYTES / 4:
-        found = _io.first_long_line(path)  # only for files with suspiciously few lines
-        if found:
-            _raise_long_line(path)
 
     runs = None
     if sel.run:
@@ -151,12 +166,134 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
                     col = parse([name], {name: pa.float64()}).column(name)
                 except pa.ArrowInvalid as exc:
                     _raise_parse_error(path, sep, header, [name], str(exc))
+                except KeyError:
+                    _raise_not_utf8_name([name], src)
             else:
                 col = pending.pop(name)
             done[name] = column_values(col)
         return done[name]
 
     return build(sel, get, runs, path=src, notes=notes)
+
+
+#: Cells that say "no value" as databases and pandas write it (any case): missing values,
+#: counted in a note. pyarrow matches null values exactly, so every spelling is listed.
+NULL_WORDS = sorted({"".join(c.upper() if k >> i & 1 else c for i, c in enumerate(w))
+                     for w in ("none", "null") for k in range(16)})
+_NULL_CELL = re.compile(r"(?im)(?:^|[,;\t])[ \t]*(?:none|null)[ \t]*(?=[,;\t\r]|$)")
+
+
+@contextlib.contextmanager
+def _csv_input(path: Path):
+    """What pyarrow reads: the plain file (natively), or a gzip file's content through
+    :class:`lrdoctor.readers._io.Bounded` (a bomb stops at the bounds, long lines are
+    refused as they arrive). pyarrow never picks a decompressor from the file's name."""
+    import pyarrow as pa
+
+    if _io.is_gzip(path):
+        with _io.open_log(path, _io.MAX_LINE_BYTES) as fh:
+            fh.quiet = True  # a bound reached ends the stream; said once pyarrow is done
+            try:
+                yield fh
+            finally:
+                if fh.failure is not None:
+                    raise fh.failure
+    elif str(path).isascii() or _utf8(str(path)):
+        with pa.OSFile(str(path)) as fh:
+            yield fh
+    else:  # a name that is not UTF-8 (pyarrow takes only UTF-8 paths): opened by Python
+        with open(path, "rb") as fh:
+            yield fh
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _conversion_error(msg: str, header: list[str]) -> tuple[str, str] | None:
+    """(column name, cell) of pyarrow's 'In CSV column #k: CSV conversion error to double:
+    invalid value 'x'', or None for another error."""
+    m = re.search(r"column #(\d+): CSV conversion error to \w+: invalid value '(.*)'$",
+                  msg.splitlines()[0] if msg else "")
+    if m is None or int(m.group(1)) >= len(header):
+        return None
+    return header[int(m.group(1))], m.group(2)
+
+
+def _null_note(path: Path, sep: str, wanted: list[str]) -> list[str]:
+    """A note counting the None/NULL/null cells of the columns read (taken as missing
+    values). Only for a file that holds them: its columns are read again as text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+
+    try:
+        with _csv_input(path) as source:
+            table = pacsv.read_csv(source, parse_options=pacsv.ParseOptions(
+                delimiter=sep, invalid_row_handler=lambda row: "skip"),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=wanted, column_types={c: pa.string() for c in wanted}))
+    except (pa.ArrowInvalid, KeyError, OSError):
+        return []
+    words = pa.array(["none", "null"])
+    counts = {c: pc.sum(pc.is_in(pc.utf8_lower(pc.utf8_trim_whitespace(table.column(c))),
+                                 value_set=words)).as_py() or 0 for c in wanted}
+    counts = {c: k for c, k in counts.items() if k}
+    if not counts:
+        return []
+    where = ", ".join(f"{c!r}: {k:,}" for c, k in counts.items())
+    return [f"{sum(counts.values()):,} cells hold None/NULL/null ({where}): read as "
+            "missing values"]
+
+
+def _line_chunks(path: Path):
+    """(number of its first line, whole lines) of the file's content, a few MiB at a time
+    (the error paths: memory bounded, one pass at memory speed)."""
+    carry, line = b"", 1
+    with _io.open_log(path) as fh:
+        while True:
+            data = fh.read(_io.CHUNK)
+            if not data:
+                if carry:
+                    yield line, carry
+                return
+            data = carry + data if carry else data
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                carry = data
+                continue
+            chunk, carry = data[:cut], data[cut:]
+            yield line, chunk
+            line += chunk.count(b"\n")
+
+
+def _find_line(path: Path, needle: bytes, fits) -> tuple[int, str] | None:
+    """(line number, text) of the first line holding ``needle`` for which ``fits(text)``
+    holds: the bytes are searched at memchr speed, only lines with a hit are looked at."""
+    if not needle:
+        return None
+    for first, chunk in _line_chunks(path):
+        at = chunk.find(needle)
+        while at >= 0:
+            start = chunk.rfind(b"\n", 0, at) + 1
+            end = chunk.find(b"\n", at)
+            end = len(chunk) if end < 0 else end
+            text = chunk[start:end].decode("utf-8", errors="replace").removesuffix("\r")
+            if fits(text):
+                return first + chunk.count(b"\n", 0, start), text
+            at = chunk.find(needle, end)
+    return None
+
+
+def _cells(text: str, sep: str) -> list[str] | None:
+    try:
+        return next(csv.reader([text], delimiter=sep), [])
+    except csv.Error:
+        return None
 
 
 _WANDB_COL = re.compile(r"^(?P<run>.+?) - (?P<metric>.+?)(?P<agg>__MIN|__MAX)?$")
@@ -202,10 +339,11 @@ def _read_wandb_chart(path: Path, sep: str, header: list[str], runs: dict, *, st
     wanted = list(dict.fromkeys([step_col] + [c for cols in runs.values()
                                               for c in cols.values()]))
     try:
-        table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=sep),
-                               convert_options=pacsv.ConvertOptions(
-                                   include_columns=wanted, null_values=[""],
-                                   column_types={c: pa.float64() for c in wanted}))
+        with _csv_input(path) as source:
+            table = pacsv.read_csv(source, parse_options=pacsv.ParseOptions(delimiter=sep),
+                                   convert_options=pacsv.ConvertOptions(
+                                       include_columns=wanted, null_values=[""],
+                                       column_types={c: pa.float64() for c in wanted}))
     except pa.ArrowInvalid as exc:
         _raise_parse_error(path, sep, header, wanted, str(exc))
     except KeyError:  # pyarrow's ArrowKeyError: a chosen column's name is not UTF-8
@@ -273,10 +411,11 @@ def _read_wide(path: Path, sep: str, header: list[str]) -> list[History] | None:
     if len(set(header)) != len(header):  # runs are told apart by their column names
         return None
     try:
-        table = pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=sep),
-                               convert_options=pacsv.ConvertOptions(
-                                   column_types={c: pa.float64() for c in header},
-                                   null_values=[""]))
+        with _csv_input(path) as source:
+            table = pacsv.read_csv(source, parse_options=pacsv.ParseOptions(delimiter=sep),
+                                   convert_options=pacsv.ConvertOptions(
+                                       column_types={c: pa.float64() for c in header},
+                                       null_values=[""]))
     except (pa.ArrowInvalid, OSError):
         return None
     out = []
@@ -323,7 +462,7 @@ def _raise_parse_error(path: Path, sep: str, header: list[str], wanted: list[str
     """One clear line for what pyarrow could not parse."""
     src = str(path)
     if "conversion error" in msg:
-        _raise_bad_cell(path, sep, header, wanted)
+        _raise_bad_cell(path, sep, header, wanted, msg)
     if "straddl" in msg or "block" in msg:
         _raise_long_line(path)
     if "Expected" in msg and "columns" in msg:
@@ -337,53 +476,54 @@ def _raise_parse_error(path: Path, sep: str, header: list[str], wanted: list[str
 
 def _raise_ragged_line(path: Path, sep: str, header: list[str]) -> None:
     """One line for the first row whose cell count is not the header's (error path only:
-    the separators of every line are counted at once, the few candidates checked with the
-    csv module, which knows quoting)."""
-    try:
-        data = np.frombuffer(_io.read_bytes(path), dtype=np.uint8)
-    except (EOFError, OSError) as exc:
-        raise _io.gzip_error(path, exc) from None
-    ends = np.flatnonzero(data == ord("\n"))
-    if len(ends) == 0 or ends[-1] != len(data) - 1:
-        ends = np.r_[ends, len(data)]
-    starts = np.r_[0, ends[:-1] + 1]
+    a few MiB of lines at a time, the separators of every line counted at once, the few
+    candidates checked with the csv module, which knows quoting)."""
+    looked = 0
+    for first, chunk in _line_chunks(path):
+        data = np.frombuffer(chunk, dtype=np.uint8)
+        ends = np.flatnonzero(data == ord("\n"))
+        if len(ends) == 0 or ends[-1] != len(data) - 1:
+            ends = np.r_[ends, len(data)]
+        starts = np.r_[0, ends[:-1] + 1]
 
-    def per_line(byte):
-        c = np.r_[0, np.cumsum(data == ord(byte))]
-        return c[ends] - c[starts]
+        def per_line(byte):
+            c = np.r_[0, np.cumsum(data == ord(byte), dtype=np.int32)]
+            return c[ends] - c[starts]
 
-    # a line is a candidate when its separators are not the header's, or it has a quote
-    # or a carriage return inside (which change how the line splits)
-    odd = (per_line(sep) != len(header) - 1) | (per_line('"') > 0) | \
-        (per_line("\r") > (data[np.maximum(ends - 1, 0)] == ord("\r")))
-    for k in np.flatnonzero(odd)[:1000]:  # candidates, not lines
-        text = data[starts[k]:ends[k]].tobytes().decode("utf-8", errors="replace")
-        text = text.removesuffix("\r")
-        if k == 0 or not text.strip():
-            continue
-        try:
-            cells = len(next(csv.reader([text], delimiter=sep), []))
-        except csv.Error:  # a carriage return inside the line
-            cells = None
-        if cells != len(header):
-            what = "is damaged (a carriage return inside it)" if cells is None else \
-                f"has {cells} cells where the header has {len(header)}"
-            raise LrDoctorError(f"line {k + 1} {what}: {text[:60]!r}; check the delimiter "
-                                "or a damaged line", str(path)) from None
+        # a line is a candidate when its separators are not the header's, or it has a
+        # quote or a carriage return inside (which change how the line splits)
+        odd = (per_line(sep) != len(header) - 1) | (per_line('"') > 0) | \
+            (per_line("\r") > (data[np.maximum(ends - 1, 0)] == ord("\r")))
+        for k in np.flatnonzero(odd):
+            looked += 1
+            if looked > 1000:  # candidates, not lines
+                break
+            text = chunk[starts[k]:ends[k]].decode("utf-8", errors="replace")
+            text = text.removesuffix("\r")
+            if first + k == 1 or not text.strip():
+                continue
+            cells = _cells(text, sep)
+            if cells is None or len(cells) != len(header):
+                what = "is damaged (a carriage return inside it)" if cells is None else \
+                    f"has {len(cells)} cells where the header has {len(header)}"
+                raise LrDoctorError(f"line {first + k} {what}: {text[:60]!r}; check the "
+                                    "delimiter or a damaged line", str(path)) from None
+        if looked > 1000:
+            break
     raise LrDoctorError("rows do not match the header; check the delimiter or a damaged "
                         "line", str(path)) from None
 
 
 def _raise_undecodable_line(path: Path) -> None:
-    """One line for the first line that is not UTF-8 text, if there is one."""
-    data = _io.read_bytes(path)
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise LrDoctorError(f"line {line} holds bytes that are not UTF-8 text (byte "
-                            f"{exc.start}); a damaged line? fix or delete it",
-                            str(path)) from None
+    """One line for the first line that is not UTF-8 text, if there is one (a chunk of
+    whole lines at a time: a character never spans a newline)."""
+    for first, chunk in _line_chunks(path):
+        try:
+            chunk.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = first + chunk.count(b"\n", 0, exc.start)
+            raise LrDoctorError(f"line {line} holds bytes that are not UTF-8 text; a "
+                                "damaged line? fix or delete it", str(path)) from None
 
 
 @contextlib.contextmanager
@@ -438,18 +578,43 @@ def _is_number(cell: str) -> bool:
         return False
 
 
-def _raise_bad_cell(path: Path, sep: str, header: list[str], wanted: list[str]) -> None:
-    """Find the first cell that is not a number (error path only: it re-reads as text)."""
+def _raise_bad_cell(path: Path, sep: str, header: list[str], wanted: list[str],
+                    msg: str = "") -> None:
+    """Name the line, column and cell that is not a number (error path only). pyarrow's
+    message gives the column and the cell, not the row: the cell's bytes are searched for
+    (memchr speed, memory a few MiB), only the lines holding them parsed; the whole column
+    is read as text only when that finds nothing (a quoted cell, say)."""
+    bad = _conversion_error(msg, header)
+    if bad is not None:
+        name, value = bad
+        k = header.index(name)
+
+        def fits(text):
+            cells = _cells(text, sep)
+            return cells is not None and len(cells) > k and \
+                cells[k].strip() == value.strip()
+
+        found = _find_line(path, value.strip().encode("utf-8", errors="replace"), fits)
+        if found is not None:
+            raise LrDoctorError(f"line {found[0]}: column {name!r} holds {value!r}, not a "
+                                "number; fix or delete that line", str(path)) from None
+    _raise_bad_cell_by_column(path, sep, header, wanted)
+
+
+def _raise_bad_cell_by_column(path: Path, sep: str, header: list[str],
+                              wanted: list[str]) -> None:
+    """Find the first cell that is not a number by reading the columns as text."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     try:
-        table = pacsv.read_csv(
-            path, parse_options=pacsv.ParseOptions(delimiter=sep),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=wanted, column_types={c: pa.string() for c in wanted},
-                null_values=[""], strings_can_be_null=True))
+        with _csv_input(path) as source:
+            table = pacsv.read_csv(
+                source, parse_options=pacsv.ParseOptions(delimiter=sep),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=wanted, column_types={c: pa.string() for c in wanted},
+                    null_values=[""], strings_can_be_null=True))
     except pa.ArrowInvalid as exc:  # the damage is not (only) a word in a number cell
         if "Expected" in str(exc) and "columns" in str(exc):
             _raise_ragged_line(path, sep, header)
@@ -461,7 +626,7 @@ def _raise_bad_cell(path: Path, sep: str, header: list[str], wanted: list[str]) 
         num = pd.to_numeric(s.str.strip(), errors="coerce")
         bad = s.notna() & num.isna() & ~s.str.strip().str.lower().isin(
             ["nan", "+nan", "-nan", "inf", "+inf", "-inf", "infinity", "+infinity",
-             "-infinity"])
+             "-infinity", "none", "null"])
         if bad.any():
             row = int(np.argmax(bad.to_numpy()))
             raise LrDoctorError(
@@ -470,8 +635,9 @@ def _raise_bad_cell(path: Path, sep: str, header: list[str], wanted: list[str]) 
     raise LrDoctorError("a numeric column holds text that is not a number", str(path))
 
 
-def _raise_long_line(path: Path, limit: int = _io.MAX_LINE_BYTES) -> None:
-    found = _io.first_long_line(path, limit)
-    where = f"line {found[0]} is {found[1]:,} bytes long" if found else "a line is too long"
-    raise LrDoctorError(f"{where}, far longer than any training-log line; "
-                        "this does not look like a loss log", str(path)) from None
+def _raise_long_line(path: Path, limit: int | None = None) -> None:
+    line = _io.first_long_line(path, limit)
+    if line is not None:
+        raise _io.long_line_error(path, line, limit) from None
+    raise LrDoctorError("a line is too long, far longer than any training-log line; this "
+                        "does not look like a loss log", str(path)) from None

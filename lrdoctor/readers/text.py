@@ -64,9 +64,8 @@ _KERAS_LR = re.compile(rf"\b(?:learning_rate|lr): (?P<lr>{NUM})")
 def read(path: Path, *, step=None, metric=None, lr_column=None, pattern=None
          ) -> list[History]:
     src = str(path)
-    data = _io.read_bytes(path)
+    data = _io.read_text(path)  # the line-length cap is checked as it is read
     _io.check_text(path, data[: 1 << 16])
-    _check_lines(data, src)
     text = data.decode("utf-8", errors="replace")
     # the bytes of the text as it is read (when it is not changed below), for _kv.Lines
     ascii_bytes = data if text.isascii() else None
@@ -138,29 +137,6 @@ def _generic(text: str, src: str, step, metric, lr_column):
     except LrDoctorError as exc:
         return None, exc
     return ((hist, n, text), None) if n else (None, None)
-
-
-def _check_lines(data: bytes, src: str) -> None:
-    """A line longer than a training log's lines ever are (a binary or minified file)."""
-    limit = _io.MAX_LINE_BYTES
-    if len(data) <= limit:
-        return
-    # a window of limit + 1 bytes from a line's start without a newline is such a line:
-    # jump from window to window at memrchr speed, and count lines only if one is found
-    start = 0
-    while len(data) - start > limit:
-        nl = data.rfind(b"\n", start, start + limit + 1)
-        if nl < 0:
-            break
-        start = nl + 1
-    else:
-        return
-    raw = np.frombuffer(data, dtype=np.uint8)
-    lengths = np.diff(np.r_[-1, np.flatnonzero(raw == 10), len(raw)]) - 1
-    if lengths.max() > _io.MAX_LINE_BYTES:
-        line = int(np.argmax(lengths > _io.MAX_LINE_BYTES))
-        raise LrDoctorError(f"line {line + 1} is {int(lengths[line]):,} bytes long, longer "
-                            "than any training log line; is this a text log?", src)
 
 
 #: Tried in this order: the specific dialects first (their lines are unmistakable), the
