@@ -66,6 +66,25 @@ def test_the_best_lr_is_estimated_and_each_run_judged_against_it(tmp_path, capsy
     assert any("own curve says" in n for n in by_lr[1e-5]["recommendation"]["notes"])
 
 
+@pytest.mark.parametrize("x0", [-3.3, -3.0, -2.7, -2.5])
+def test_the_estimate_between_grid_points_follows_a_lopsided_curve(x0):
+    # final loss against log10 LR: a gentle slope below the best, a wall above it (5x
+    # steeper), on a grid of decades; a symmetric 3-point parabola lands 0.37-0.47 decades
+    # off for x0 = -3.0 and -2.7 (it leans to the gentle side), the spline within 0.3
+    from lrdoctor.sweep import _between_grid_points
+
+    grid = np.arange(-6.0, 0.5, 1.0)
+    med = 0.5 * np.exp(np.where(grid < x0, 0.3, 2.0) * (grid - x0) ** 2)
+    b = int(np.argmin(med))
+    est = np.log10(_between_grid_points(grid, med, b))
+    assert grid[b - 1] < est < grid[b + 1]
+    assert abs(est - x0) < 0.3
+    if x0 == -3.0:  # the best on a grid point stays there
+        assert est == pytest.approx(-3.0)
+    med[b + 1] = np.inf  # a diverged neighbour: nothing to interpolate towards
+    assert _between_grid_points(grid, med, b) is None
+
+
 def test_the_best_at_an_edge_says_so_and_leans_on_the_run_curves(tmp_path, capsys):
     write_sweep(tmp_path, [1e-6, 1e-5, 1e-4])  # the best (1e-3) lies above the grid
     _, doc = analyze_json(capsys, tmp_path)
