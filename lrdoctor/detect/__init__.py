@@ -6,6 +6,8 @@ call takes a prepared :class:`Curve` and returns a list of :class:`~lrdoctor.fin
 """
 from __future__ import annotations
 
+import numpy as np
+
 from lrdoctor.detect._curve import Curve
 from lrdoctor.detect.explosion import Divergence, Explosion
 from lrdoctor.detect.gradnorm import GradNorm
@@ -32,8 +34,13 @@ def default_detectors(**replace) -> dict:
 
 
 def run(curve: Curve, detectors: dict | None = None) -> list:
-    """All findings of all detectors on one curve, in step order."""
+    """All findings of all detectors on one curve, in step order.
+
+    Losses near the float maximum (1e308 in a corrupt or blown-up log), or a zero spread,
+    take the detectors' arithmetic to inf or NaN, which they read as any non-finite value:
+    no warning."""
     out = []
-    for det in (detectors or default_detectors()).values():
-        out.extend(det(curve))
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        for det in (detectors or default_detectors()).values():
+            out.extend(det(curve))
     return sorted(out, key=lambda f: (f.start if f.start is not None else 0))

@@ -407,7 +407,7 @@ def read(text: str, src: str, *, step=None, metric=None, lr_column=None,
     records = np.flatnonzero(keep)
     # then every role among the names those rows carry (an 'lr' in a config dump is not
     # the LR of the loss lines)
-    on_rows = lines.carried_by(keep, index)
+    on_rows = [n for n in lines.carried_by(keep, index) if n not in rare]  # as in the first
     sel = _table.Selection(on_rows, step=step, metric=metric, lr_column=lr_column,
                            source=src)
     row_of = np.full(lines.n, -1, dtype=np.int64)
@@ -445,7 +445,8 @@ def read(text: str, src: str, *, step=None, metric=None, lr_column=None,
             fill = ~p & op
             v[fill], p[fill] = ov[fill], True
         cols[steps[0]] = (v, p)
-    step_values = _step(sel, get, step)
+    with np.errstate(over="ignore", invalid="ignore"):  # steps of 400 digits: inf, no warning
+        step_values = _step(sel, get, step)
     if step_values is not None:
         cols["\x00step"] = (step_values, np.isfinite(step_values))
         sel.step = "\x00step"
@@ -453,7 +454,8 @@ def read(text: str, src: str, *, step=None, metric=None, lr_column=None,
         sel.step = None  # line order
         notes.append("no step in the lines: the line order is the step")
     if sel.step is not None and sel.step != sel.epoch:
-        _keep_last_redraw(cols, get(sel.step)[0], loss_names)
+        # the loss of the rows' own selection (it may differ from the first pass's)
+        _keep_last_redraw(cols, get(sel.step)[0], sel.parts or [sel.loss])
     hist = _table.build(sel, get, None, path=src, notes=notes)
     return hist, int(loss_rec.sum())
 

@@ -39,6 +39,8 @@ def parse_lines(path: Path, data: bytes) -> tuple[list[dict], list[str]]:
     notes: list[str] = []
     try:
         records = json.loads("[" + ",".join(ln for _, ln in numbered) + "]")
+        if len(records) != len(numbered):  # a line held several values ('{...}, 1')
+            raise json.JSONDecodeError("not one value a line", "", 0)
     except (json.JSONDecodeError, RecursionError):
         records = []
         for k, (lineno, ln) in enumerate(numbered):

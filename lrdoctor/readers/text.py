@@ -208,7 +208,7 @@ def _keras(text: str) -> dict | None:
     if not epochs:
         return None
     starts = np.array([m.start() for m in epochs])
-    numbers = np.array([int(m.group(1)) for m in epochs])
+    numbers = np.array([float(m.group(1)) for m in epochs])  # 400 digits: inf, no OverflowError
     losses = list(_KERAS_LOSS.finditer(text))
     if not losses:
         return None
