@@ -134,7 +134,7 @@ class Diagnosis:
 def _current_lr(history: History, lr: float | None) -> float | None:
     if lr is not None:
         return float(lr)
-    rng = lr_range(history.columns["lr"])
+    rng = getattr(history, "lr_range", None) or lr_range(history.columns["lr"])
     return rng[1] if rng is not None and rng[1] > 0 else None
 
 
@@ -177,17 +177,8 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
     if (rt := diagnose_range_test(history, lr=lr, context=context)) is not None:
         return rt
     # -- end of range tests
-    values = history.logged_loss
-    n = len(values)
-    logged = history.columns["logged"]
-    lr_col = history.columns["lr"]
-    if lr_col is not None and not logged.all():
-        lr_col = lr_col[logged]  # an LR column with no value is told by Curve.lr_range
-    grad = history.columns["grad_norm"]
-    if grad is not None and not logged.all():
-        grad = grad[logged]  # read at the loss's points (where the detector compares them)
-    curve = detect.Curve(steps=history.logged_steps, values=values, lr=lr_col,
-                         grad_norm=grad)
+    curve = _curve(history)
+    n = curve.n
     notes = list(history.notes)
     detectors = detectors or detect.default_detectors()
     if n < MIN_POINTS:
@@ -273,6 +264,23 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
                      confidence=conf)
 
 
+def _curve(history: History) -> detect.Curve:
+    """The curve the detectors read: from the loss's points, or from the summary a run
+    followed point by point keeps instead of them (``lrdoctor.monitor.Stream``)."""
+    summary = getattr(history, "summary", None)
+    if summary is not None:
+        return detect.Curve(summary=summary)
+    logged = history.columns["logged"]
+    lr_col = history.columns["lr"]
+    if lr_col is not None and not logged.all():
+        lr_col = lr_col[logged]  # an LR column with no value is told by Curve.lr_range
+    grad = history.columns["grad_norm"]
+    if grad is not None and not logged.all():
+        grad = grad[logged]  # read at the loss's points (where the detector compares them)
+    return detect.Curve(steps=history.logged_steps, values=history.logged_loss, lr=lr_col,
+                        grad_norm=grad)
+
+
 def _overfitting(history: History, curve: detect.Curve) -> list[Finding]:
     """The overfitting finding (``detect.Overfitting``) from the validation loss, if any."""
     cols = history.columns
@@ -280,7 +288,7 @@ def _overfitting(history: History, curve: detect.Curve) -> list[Finding]:
     if val is None or curve.n_bins < 2 or curve.n_finite_prefix < curve.n:
         return []
     k = curve.trend_settled
-    return detect.Overfitting()(history.steps, val, curve.steps[curve.bin_start[:k]],
+    return detect.Overfitting()(history.steps, val, curve.step_at(np.arange(k)),
                                 curve.level[:k])
 
 

@@ -40,6 +40,9 @@ from lrdoctor.rules import CONTEXTS, Recommendation, _round_lr
 #: warmup ramps and step schedules change the LR by one or two decades at most, and never
 #: along a straight line in log LR.
 MIN_DECADES = 2.0
+#: A log of more points is a training run, never a range test (the live monitor keeps a
+#: run's raw points only this long to tell; ``lrdoctor.monitor.RAMP_KEEP``).
+MAX_POINTS = 20_000
 #: How far log10(LR) may stray from a straight line in step, as a share of its span: 10%
 #: lets a staircase of half-decade steps over 3+ decades pass and keeps a linear warmup out
 #: (the log of a linear ramp bends by most of its span within its first tenth).
@@ -202,6 +205,8 @@ def is_range_test(history: History) -> bool:
     if rng is None or not rng[0] > 0 or rng[1] < rng[0] * 10 ** MIN_DECADES:
         return False
     logged = history.columns["logged"]
+    if int(logged.sum()) > MAX_POINTS:
+        return False
     return is_geometric_ramp(history.steps[logged], lr[logged])
 
 

@@ -31,9 +31,14 @@ How each format is followed:
   of rows is converted with pyarrow's CSV parser and
   :func:`lrdoctor.readers.delimited.column_values`; JSON lines go through
   :func:`lrdoctor.readers.jsonlines.parse_lines` and the same number conversion as
-  :func:`lrdoctor.readers.jsonlines.from_records`. The columns are accumulated and the
-  History is built by :func:`lrdoctor.readers._table.build`, exactly as the batch readers
-  build it, so the verdict equals :func:`lrdoctor.analyze` on the same prefix.
+  :func:`lrdoctor.readers.jsonlines.from_records`. The rows are not kept: each chunk is split
+  into roles as :func:`lrdoctor.readers._table.build` splits a table and appended to each
+  run's :class:`lrdoctor.monitor.Stream`, the bounded summary that ``lrdoctor analyze``
+  builds at once, so the verdict equals :func:`lrdoctor.analyze` on the same prefix while
+  memory stays flat however long the log grows. When a JSON key appears that changes the
+  columns' roles (an ``eval_loss`` at the first evaluation), the log is read again from the
+  start with it known; a log whose steps go back (a resumed run) is read whole from then on,
+  with a note.
 - Text logs (console output): the new complete bytes are read and appended to a private
   copy of the log's complete lines, which the text reader (:mod:`lrdoctor.readers.text`)
   then reads whole. The dialect of a text log is chosen on the whole text (its head and its
@@ -66,6 +71,8 @@ from lrdoctor.errors import LrDoctorError
 CONDITIONS = ("too_high", "too_low", "nonfinite")
 #: Finding kinds that mean the loss went non-finite.
 NONFINITE = ("nonfinite", "hidden_nonfinite")
+#: The note of a log whose steps go back (its runs cannot be kept as summaries).
+STEPS_BACK = "steps go back (a resumed run?): read whole at each change from now on"
 #: At most this many new bytes are read from one file in one poll (memory stays bounded
 #: when a large log is first opened; the rest is read at the next poll, without waiting).
 CHUNK_BYTES = 64 << 20
@@ -211,13 +218,21 @@ class Watcher:
         if hists is None:
             return events
         from lrdoctor.diagnosis import diagnose_history
+        from lrdoctor.monitor import StepsWentBack, Stream
 
         self._produced.add(src.given)
         for h in hists:
             if src.path in self._names:  # found by walking: named by its path there
                 name = self._names[src.path]
                 h.run = name if len(hists) == 1 else f"{name}/{h.run}"
-            d = diagnose_history(h, lr=self.lr, context=self.context)
+            if isinstance(h, Stream):  # a run kept as its summary (lrdoctor.monitor)
+                try:
+                    d = h.diagnose(lr=self.lr, context=self.context)
+                except StepsWentBack:
+                    src.give_up(events)
+                    return events
+            else:
+                d = diagnose_history(h, lr=self.lr, context=self.context)
             events.extend(self._compare(d))
         return events
 
@@ -268,7 +283,7 @@ def since_step(d):
     finding decides it)."""
     from lrdoctor.diagnosis import weigh
 
-    _, cause = weigh(d.findings, len(d.history.logged_steps))
+    _, cause = weigh(d.findings, d.outline()[0])
     if cause is not None and cause.start is not None and d.verdict in ("too_high", "too_low"):
         return cause.to_dict()["start"]
     return d.to_dict()["last_step"]
@@ -325,10 +340,22 @@ class _Source:
         try:
             if chunk:
                 self.follower.feed(chunk, events)
-        except _Unsupported:  # a W&B chart export, a wide sweep file: the batch reader
+        except _Restart as again:  # the columns' roles changed: read again with them known
+            self.tail.offset = 0
+            self.follower = self._new_follower(keys=again.keys)
+            return self.poll(events)
+        except _Unsupported as why:  # a W&B chart export, a wide sweep file, a resumed
+            if str(why):            # run: the batch reader
+                events.extend(self.watcher.note(self.path, str(why)))
             self.mode, self.tail, self.follower = "reread", None, None
             return self._reread(p, events)
         return self.follower.histories()
+
+    def give_up(self, events: list) -> None:
+        """Steps that go back (a resumed run): this log is read whole at each change from
+        now on (its runs cannot be kept as summaries)."""
+        events.extend(self.watcher.note(self.path, STEPS_BACK))
+        self.mode, self.tail, self.follower, self.signature = "reread", None, None, None
 
     def _choose_mode(self, p: Path) -> str | None:
         from lrdoctor.readers import sniff
@@ -350,12 +377,12 @@ class _Source:
             return "jsonl" if fmt == "jsonl" else "text" if fmt == "text" else "csv"
         return "reread"
 
-    def _new_follower(self):
+    def _new_follower(self, keys=None):
         w = self.watcher
         if self.mode == "csv":
             return _CsvFollower(self.path, w.options)
         if self.mode == "jsonl":
-            return _JsonlFollower(self.path, w.options)
+            return _JsonlFollower(self.path, w.options, keys)
         return _TextFollower(self.path, w.options, w.pattern, w._scratch)
 
     def _reread(self, p: Path, events: list) -> list | None:
@@ -430,48 +457,73 @@ class _Tail:
         return data[: end + 1], reset
 
 
-class _Grow:
-    """A column that grows: values (float64, or int64 while every cell is an integer) and
-    the present mask, in arrays with spare room (appending is amortized O(new rows))."""
+class _RunStreams:
+    """The runs of a tabular log, each kept as a :class:`lrdoctor.monitor.Stream` (its
+    summary, not its rows): each chunk of rows is split into roles as
+    :func:`lrdoctor.readers._table.build` splits a whole table, and appended."""
 
-    def __init__(self, dtype=np.float64):
-        self.n = 0
-        self.values = np.empty(1024, dtype=dtype)
-        self.present = np.empty(1024, dtype=bool)
+    def __init__(self, path: str, sel):
+        from lrdoctor.readers._table import run_stem
 
-    def append(self, values: np.ndarray, present: np.ndarray, at: int) -> None:
-        """Write rows ``at..at+len`` (rows before ``at`` this column lacks are filled as
-        missing)."""
-        if values.dtype.kind == "f" and self.values.dtype.kind != "f":
-            self.values = self.values.astype(np.float64)
-        end = at + len(values)
-        if end > len(self.values):
-            cap = max(end, 2 * len(self.values))
-            grown = np.empty(cap, dtype=self.values.dtype)
-            grown[: self.n] = self.values[: self.n]
-            mask = np.empty(cap, dtype=bool)
-            mask[: self.n] = self.present[: self.n]
-            self.values, self.present = grown, mask
-        if at > self.n:
-            self.fill(at)
-        self.values[at:end] = values
-        self.present[at:end] = present
-        self.n = end
+        self.path, self.sel = path, sel
+        self.streams: dict = {}
+        self.rows: dict = {}  # run -> rows seen (the step of a log without one)
+        self.stem = run_stem(path)
 
-    def fill(self, n: int) -> None:
-        """Pad with missing cells up to ``n`` rows."""
-        if n <= self.n:
+    def feed(self, get, n: int, runs) -> None:
+        """Append ``n`` rows; ``get(name)`` gives a column's (values, present) for them,
+        ``runs`` the run name of each row (None: one run)."""
+        from lrdoctor.monitor import StepsWentBack
+        from lrdoctor.readers._table import grad_norm_values, loss_values
+
+        sel = self.sel
+        if n == 0:
             return
-        self.append(np.full(n - self.n, np.nan), np.zeros(n - self.n, bool), self.n)
+        loss, present = loss_values(sel, get)
+        cols = {}
+        for role, name in (("step", sel.step), ("lr", sel.lr), ("val", sel.val),
+                           ("grad", sel.grad_norm)):
+            if name is None or (role == "grad" and name in (sel.loss, *sel.parts)):
+                cols[role] = None
+            elif role == "grad":
+                cols[role] = grad_norm_values(*get(name))
+            else:
+                cols[role] = get(name)[0]
+        groups = [(None, slice(None))] if runs is None else \
+            [(str(k), runs == k) for k in np.unique(runs.astype(str))]
+        try:
+            for name, rows in groups:
+                k = int(np.count_nonzero(rows)) if name is not None else n
+                at = self.rows.get(name, 0)
+                self.rows[name] = at + k
+                st = self._stream(name)
+                pick = (lambda a: None if a is None else a[rows])
+                step = pick(cols["step"])
+                st.extend(np.arange(at, at + k) if step is None else step, loss[rows],
+                          logged=present[rows], lr=pick(cols["lr"]), val_loss=pick(cols["val"]),
+                          grad_norm=pick(cols["grad"]))
+        except StepsWentBack:
+            raise _Unsupported(STEPS_BACK) from None
 
-    def get(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """(values, present) of the first ``n`` rows, as the batch readers give them: an
-        integer column with a missing cell is float64 with NaN there."""
-        self.fill(n)
-        v, m = self.values[:n], self.present[:n]
-        if v.dtype.kind != "f" and not m.all():
-            v = np.where(m, v, np.nan)
-        return v, m
+    def _stream(self, name):
+        from lrdoctor.monitor import Stream
+
+        st = self.streams.get(name)
+        if st is None:
+            sel = self.sel
+            st = self.streams[name] = Stream(
+                run=self.stem if name is None else name,
+                source=self.path if name is None else f"{self.path}::{name}",
+                metric=sel.label, available=sel.available, notes=sel.notes())
+        return st
+
+    def histories(self) -> list:
+        """The runs that have a training loss so far (by name, as ``build`` orders them)."""
+        out = [self.streams[k] for k in sorted(self.streams, key=lambda k: (k is not None, k))
+               if self.streams[k].current().n_points]
+        if not out:
+            raise LrDoctorError(f"column {self.sel.label!r} has no values", self.path)
+        return out
 
 
 class _CsvFollower:
@@ -481,8 +533,7 @@ class _CsvFollower:
         self.path, self.options = path, options
         self.sel = None
         self.header = None
-        self.cols: dict[str, _Grow] = {}
-        self.runs: list[np.ndarray] = []
+        self.streams: _RunStreams | None = None
         self.rows = 0
         self.said_damage = False
 
@@ -505,6 +556,7 @@ class _CsvFollower:
                 self.sel = Selection(self.header, source=self.path, **self.options)
             except LrDoctorError:
                 raise _Unsupported from None  # a wide sweep file, or no loss: batch reader
+            self.streams = _RunStreams(self.path, self.sel)
         if chunk.strip():
             self._parse(chunk, events)
 
@@ -553,13 +605,12 @@ class _CsvFollower:
         if bad_rows:
             self._damaged(events, f"{len(bad_rows)} damaged line(s) (cells not matching the "
                                   f"header, e.g. {bad_rows[0][:40]!r}) skipped")
-        at = self.rows
-        for name in sel.numeric():
-            v, m = column_values(table.column(name))
-            self.cols.setdefault(name, _Grow(v.dtype)).append(v, m, at)
+        cols = {name: column_values(table.column(name)) for name in sel.numeric()}
+        runs = None
         if sel.run:
-            self.runs.append(np.asarray(table.column(sel.run).fill_null("")
-                                        .to_numpy(zero_copy_only=False)))
+            runs = np.asarray(table.column(sel.run).fill_null("")
+                              .to_numpy(zero_copy_only=False))
+        self.streams.feed(cols.__getitem__, table.num_rows, runs)
         self.rows += table.num_rows
 
     def _salvage(self, chunk: bytes, include: list, events: list):
@@ -604,28 +655,27 @@ class _CsvFollower:
                        "source": self.path, "message": message})
 
     def histories(self) -> list | None:
-        from lrdoctor.readers._table import build
-
         if self.rows == 0:
             return None
-        n = self.rows
-        runs = np.concatenate(self.runs) if self.runs else None
-        return build(self.sel, lambda name: self.cols[name].get(n), runs, path=self.path)
+        return self.streams.histories()
 
 
 class _JsonlFollower:
-    """A JSON-lines log read chunk by chunk, each key a growing column."""
+    """A JSON-lines log read chunk by chunk, its runs kept as streams. The roles of the
+    keys are chosen on every key seen so far; when a key that changes them appears (an
+    ``eval_loss`` at the first evaluation), the log is read again from the start with the
+    keys known (:class:`_Restart`), as a batch read would choose them."""
 
-    def __init__(self, path: str, options: dict):
+    def __init__(self, path: str, options: dict, keys=None):
         self.path, self.options = path, options
-        self.keys: dict[str, None] = {}
-        self.cols: dict[str, _Grow] = {}
+        self.keys: dict[str, None] = dict.fromkeys(keys or ())
         self.bad: dict[str, str] = {}  # key -> why it is not a number column
-        self.text: dict[str, list] = {}  # run-name keys: their values as text
+        self.sel = None
+        self.streams: _RunStreams | None = None
         self.rows = 0
 
     def feed(self, chunk: bytes, events: list) -> None:
-        from lrdoctor.readers import _columns as C
+        from lrdoctor.readers._table import Selection
         from lrdoctor.readers.jsonlines import _bad, parse_lines
 
         if not chunk.strip():
@@ -634,16 +684,32 @@ class _JsonlFollower:
             records, _ = parse_lines(Path(self.path), chunk)
         except LrDoctorError:
             records = self._salvage(chunk, events)
+        if not records:
+            return
         at = self.rows
-        new = list(dict.fromkeys(k for r in records for k in r))
-        self.keys.update(dict.fromkeys(new))
-        for name in new:
+        new = [k for k in dict.fromkeys(k for r in records for k in r) if k not in self.keys]
+        if new:
+            self.keys.update(dict.fromkeys(new))
+        try:
+            sel = Selection(list(self.keys), source=self.path, **self.options)
+        except LrDoctorError:
+            if self.sel is not None:
+                raise
+            self.rows += len(records)  # no loss key yet: nothing to keep
+            return
+        if self.sel is not None and _roles(sel) != _roles(self.sel) or \
+                self.sel is None and self.rows:
+            raise _Restart(list(self.keys))
+        if self.sel is None:
+            self.sel, self.streams = sel, _RunStreams(self.path, sel)
+        cols, runs = {}, None
+        for name in sel.numeric() + ([sel.run] if sel.run else []):
             raw = [r.get(name) for r in records]
-            if C.find([name], C.RUN):
-                self.text.setdefault(name, []).append(
-                    (at, [str(v) if v is not None else "" for v in raw]))
-            if name in self.bad:
+            if name == sel.run:
+                runs = np.array([str(v) if v is not None else "" for v in raw])
                 continue
+            if name in self.bad:
+                raise LrDoctorError(self.bad[name], self.path)
             present = np.array([v is not None for v in raw], dtype=bool)
             try:  # as jsonlines.from_records converts a column
                 values = np.array(raw, dtype=np.float64)
@@ -654,8 +720,9 @@ class _JsonlFollower:
                 row = next((i for i, v in enumerate(raw) if _bad(v)), 0)
                 self.bad[name] = (f"record {at + row + 1}: key {name!r} holds {raw[row]!r}, "
                                   "not a number; fix or delete that line")
-                continue
-            self.cols.setdefault(name, _Grow()).append(values, present, at)
+                raise LrDoctorError(self.bad[name], self.path) from None
+            cols[name] = (values, present)
+        self.streams.feed(cols.__getitem__, len(records), runs)
         self.rows += len(records)
 
     def _salvage(self, chunk: bytes, events: list) -> list[dict]:
@@ -679,26 +746,19 @@ class _JsonlFollower:
         return records
 
     def histories(self) -> list | None:
-        from lrdoctor.readers._table import Selection, build
-
         if self.rows == 0:
             return None
-        n = self.rows
-        keys = list(self.keys)
-        sel = Selection(keys, source=self.path, **self.options)
+        if self.streams is None:  # keys seen, none of them a loss: as the batch reader says
+            from lrdoctor.readers._table import Selection
 
-        def get(name):
-            if name in self.bad:
-                raise LrDoctorError(self.bad[name], self.path)
-            return self.cols[name].get(n)
+            Selection(list(self.keys), source=self.path, **self.options)
+            return None
+        return self.streams.histories()
 
-        runs = None
-        if sel.run:
-            runs = np.full(n, "", dtype=object)
-            for at, vals in self.text.get(sel.run, []):
-                runs[at: at + len(vals)] = vals
-            runs = runs.astype(str)
-        return build(sel, get, runs, path=self.path)
+
+def _roles(sel) -> tuple:
+    return (sel.step, sel.loss, tuple(sel.parts), sel.lr, sel.val, sel.grad_norm, sel.run,
+            tuple(sel.available))
 
 
 class _TextFollower:
@@ -735,6 +795,15 @@ class _TextFollower:
 
 class _Unsupported(Exception):
     """A log this follower cannot read incrementally: it is re-read whole instead."""
+
+
+class _Restart(Exception):
+    """The roles of a log's columns changed: it is read again from the start with every
+    key seen so far known."""
+
+    def __init__(self, keys):
+        super().__init__("restart")
+        self.keys = keys
 
 
 # ---------------------------------------------------------------------- alerts

@@ -97,15 +97,124 @@ def test_a_nonfinite_loss_rediagnoses_at_once_and_once_per_streak():
     assert mon.update(23, float("nan")) is not None  # a new streak
 
 
-def test_buffers_grow_geometrically_and_keep_every_point():
+def test_memory_is_bounded_by_the_summary_not_the_run():
+    mon = Monitor(every=1000)
+    rng = np.random.default_rng(0)
+    n = 300_000
+    loss = 2.0 * np.exp(-np.arange(n) / 5e4) + 0.1 * rng.random(n) + 0.1
+    for s in range(n):
+        mon.update(s, loss[s], lr=1e-3)
+        assert len(mon._steps) < mon.every  # the pending points: flushed at each diagnosis
+    st = mon.stream
+    assert st.ramp is None  # a constant LR past RAMP_KEEP points: no raw rows kept
+    s = st.current().summary  # with the rows at the last step (they wait for the next)
+    assert s.n == n and s.m <= 4096 and len(s.t_x) < s.w and s.samp.shape == (4096, 32)
+    d = mon.diagnosis()
+    assert d.to_dict()["n_points"] == n and d.to_dict()["last_step"] == n - 1
+    assert len(d.history.logged_steps) <= 4097 * 32
+
+
+def _summary_state_equal(a, b):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            _summary_state_equal(a[k], b[k])
+    elif isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        np.testing.assert_array_equal(a, b)
+    else:
+        assert a == b or (a != a and b != b), (a, b)
+
+
+@pytest.mark.parametrize("n", [7, 4096, 4097, 8194, 70_000, 300_001])
+def test_summary_built_in_chunks_equals_the_summary_built_at_once(n):
+    from lrdoctor.detect._summary import Summary
+
+    rng = np.random.default_rng(n)
+    x = np.exp(-np.arange(n) / n) + 0.1 * rng.random(n)
+    x[rng.choice(n, max(1, n // 1000))] *= 50  # spikes
+    if n > 100:
+        x[n - n // 7] = np.nan  # the finite prefix ends; counted after
+        x[n - n // 9] = np.inf
+    steps = np.arange(n) * 2
+    lr = np.where(rng.random(n) < 0.3, np.nan, 1e-3 * (1 + np.arange(n) % 5))
+    g = np.where(rng.random(n) < 0.5, np.nan, rng.random(n) + 0.5)
+    g[rng.random(n) < 0.01] = np.inf
+    once = Summary.of(steps, x, lr, g)
+    grown = Summary()
+    i = 0
+    while i < n:
+        k = int(rng.integers(1, max(2, n // 5)))
+        grown.extend(steps[i:i + k], x[i:i + k], lr[i:i + k], g[i:i + k])
+        i += k
+    _summary_state_equal(once.state(), grown.state())
+    # the answer of every detector is the same too
+    from lrdoctor import detect
+
+    a = detect.run(detect.Curve(summary=once))
+    b = detect.run(detect.Curve(summary=grown))
+    assert [(f.kind, f.start, f.end, f.severity, f.message) for f in a] == \
+        [(f.kind, f.start, f.end, f.severity, f.message) for f in b]
+
+
+def test_streaming_equals_batch_on_random_prefixes_of_long_runs():
+    # past MAX_BINS * SAMPLE points the bins keep a sample: still the batch answer
+    from lrdoctor.diagnosis import diagnose_history
+    from lrdoctor.history import from_columns
+
+    rng = np.random.default_rng(5)
+    n = 200_000
+    t = np.arange(n)
+    loss = 2.5 * np.exp(-t / 3e4) + 0.2 + 0.05 * rng.standard_normal(n)
+    loss[rng.choice(n, 40, replace=False)] *= 40  # spikes
+    loss[150_000:150_300] *= 20  # a blow-up that comes back
+    loss[190_000] = np.nan
+    lr = np.minimum(1e-3, 1e-3 * (t + 1) / 2000)  # warmup
+    mon = Monitor(every=7919)
+    cuts = sorted({int(k) for k in rng.integers(100, n, 5)} | {n})
+    for k in cuts:
+        while mon.n_points < k:
+            i = mon.n_points
+            mon.update(int(t[i]), loss[i], lr[i])
+        got = mon.diagnosis()
+        batch = diagnose_history(from_columns(t[:k], loss[:k], lr=lr[:k], run="run",
+                                              source="run"))
+        assert _answer(got) == _answer(batch), f"cut at {k}"
+
+
+def test_range_tests_streamed_equal_batch(shared, tmp_path):
+    rng = np.random.default_rng(13)
+    runs = sorted((shared / "benchmarks/range_tests/runs").glob("*.csv"))
+    picked = [runs[i] for i in rng.choice(len(runs), 6, replace=False)]
+    assert sum(_check_prefixes(p, tmp_path, rng, 3) for p in picked) >= 12
+    [d] = lrdoctor.analyze(picked[0])
     mon = Monitor(every=10**9)
-    caps = set()
-    for s in range(5000):
-        mon.update(s, 1.0, lr=0.1 if s % 2 else None)
-        caps.add(mon.capacity)
-    assert sorted(caps) == [1024, 2048, 4096, 8192]  # log2(n) reallocations, not n
-    h = mon.diagnosis().history
-    assert len(h.logged_loss) == 5000 and np.isnan(h.columns["lr"][::2]).all()
+    for s, v, r in zip(*_columns(picked[0])):
+        mon.update(s, v, r)
+    assert mon.diagnosis().verdict == d.verdict == "range_test"
+
+
+def test_writes_in_a_row_at_one_step_are_spread_as_in_a_log(tmp_path):
+    steps = np.repeat(np.arange(40), 3)  # three losses logged at every step
+    loss = 2.0 * 0.99 ** np.arange(len(steps))
+    mon = Monitor(every=7)
+    for s, v in zip(steps, loss):
+        mon.update(int(s), v, 1e-3)
+    got = mon.diagnosis()
+    _write_csv(tmp_path / "p.csv", steps, loss, np.full(len(steps), 1e-3))
+    [batch] = lrdoctor.analyze(tmp_path / "p.csv")
+    assert _answer(got) == _answer(batch) and got.notes == batch.notes
+    assert any("written in a row" in n for n in got.notes)
+    assert got.to_dict()["n_points"] == batch.to_dict()["n_points"] == 120
+
+
+def test_a_step_that_goes_back_is_refused_in_one_line():
+    from lrdoctor.monitor import StepsWentBack
+
+    mon = Monitor(every=5)
+    for s in range(10):
+        mon.update(s, 1.0)
+    with pytest.raises(StepsWentBack, match="step 3 comes after step 9"):
+        mon.update(3, 1.0)
 
 
 def test_monitor_arguments_are_checked():

@@ -172,9 +172,9 @@ def _prefix_check(full: Path, tmp_path: Path, cuts, name=None):
                 batch = lrdoctor.analyze(ref)
             except lrdoctor.LrDoctorError:
                 continue  # header only, too short: nothing to compare
-            got = {d.run: (d.verdict, [f.kind for f in d.findings], len(d.history.steps))
+            got = {d.run: (d.verdict, [f.kind for f in d.findings], d.outline()[0])
                    for d in w.diagnoses_.values()}
-            want = {d.run: (d.verdict, [f.kind for f in d.findings], len(d.history.steps))
+            want = {d.run: (d.verdict, [f.kind for f in d.findings], d.outline()[0])
                     for d in batch}
             assert got == want, f"after {cut} bytes"
 
@@ -211,6 +211,55 @@ def test_streaming_equals_batch_on_prefixes_of_jsonl_and_text(tmp_path):
                            for s in range(600)))
     size = txt.stat().st_size
     _prefix_check(txt, tmp_path, sorted(set(rng.integers(1, size, 8).tolist())) + [size])
+
+
+def test_csv_runs_are_kept_as_summaries_not_rows(tmp_path):
+    # 300,000 rows: the follower keeps each run's bounded summary, never its rows
+    n = 300_000
+    steps = np.arange(n)
+    loss = 2.5 * np.exp(-steps / 5e4) + 0.1 + 0.01 * np.sin(steps)
+    src = tmp_path / "src" / "big.csv"
+    src.parent.mkdir()
+    src.write_text("step,loss,lr\n" + "".join(f"{s},{v:.6f},0.001\n"
+                                               for s, v in zip(steps, loss)))
+    size = src.stat().st_size
+    _prefix_check(src, tmp_path, [size // 3, size // 2, size])
+    with Watcher([str(src)]) as w:
+        w.poll()
+        follower = w._sources[str(src)].follower
+        [st] = follower.streams.streams.values()
+        assert st.ramp is None and not st.val and len(st.summary.t_x) < st.summary.w
+        assert st.summary.m <= 4096 and w.diagnoses_[str(src)].to_dict()["n_points"] == n
+
+
+def test_csv_with_a_run_column_streams_each_run(tmp_path):
+    src = tmp_path / "src" / "runs.csv"
+    src.parent.mkdir()
+    rows = ["run,step,loss,val_loss"]
+    for s in range(300):
+        rows.append(f"a,{s},{2.0 * np.exp(-s / 60) + 0.05:.5f},")
+        rows.append(f"b,{s},{2.0 + 0.001 * s + (40.0 if s > 200 else 0):.5f},")
+        if s % 50 == 49:
+            rows.append(f"a,{s},,{1.0 + s / 1000:.4f}")
+    src.write_text("\n".join(rows) + "\n")
+    size = src.stat().st_size
+    _prefix_check(src, tmp_path, [size // 5, size // 2, 2 * size // 3, size])
+
+
+def test_steps_that_go_back_are_read_whole_with_a_note(tmp_path):
+    log = tmp_path / "resumed.csv"
+    log.write_text("step,loss\n" + "".join(f"{s},{2.0 / (1 + s / 50):.4f}\n"
+                                            for s in range(200)))
+    with Watcher([str(log)]) as w:
+        w.poll()
+        with open(log, "a") as fh:  # resumed from step 150
+            fh.write("".join(f"{s},{1.5 / (1 + s / 50):.4f}\n" for s in range(150, 260)))
+        ev = w.poll()
+        assert any("steps go back" in e.get("message", "") for e in ev)
+        [batch] = lrdoctor.analyze(log)
+        d = w.diagnoses_[str(log)]
+        assert (d.verdict, d.outline()[0], d.notes) == (batch.verdict, batch.outline()[0],
+                                                        batch.notes)
 
 
 # ------------------------------------------------------------------ the command line

@@ -126,9 +126,9 @@ class Watch:
         return False
 
     def _message(self, d) -> str:
-        steps = d.history.logged_steps
-        at = f"step {steps[-1]:g}" if len(steps) else "the start"
-        cause = weigh(d.findings, len(steps))[1]
+        n, _, last, _ = d.outline()
+        at = f"step {last:g}" if n else "the start"
+        cause = weigh(d.findings, n)[1]
         parts = [f"lrdoctor at {at} ({d.run}): {HEADLINE[d.verdict]}"]
         if cause is not None and d.verdict != "ok":
             parts.append(f"{cause.kind}: {cause.message}")

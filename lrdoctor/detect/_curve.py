@@ -1,36 +1,44 @@
 """Shared robust statistics of one loss curve, computed once and read by every detector.
 
-Everything here is vectorized. Long curves are summarized in at most ``MAX_BINS`` bins
-(median of a strided sample, and the exact max of each bin), so a 10-million-step log costs a
-few passes over memory; curves shorter than that keep one bin per step. Trends live in log
-space when every finite loss is positive (losses that span decades), else in linear space.
+Everything here is read from the curve's bounded summary (:mod:`lrdoctor.detect._summary`),
+never from its raw points: at most ``MAX_BINS`` (+1) bins of ``2**k`` points each (one point
+per bin up to ``MAX_BINS`` points, so short logs are read point by point), each bin's exact
+max, and the points of each bin at a stride (every point of a bin of up to ``SAMPLE``). The
+median of a bin's kept points is its value; the trend is a running median over bins. Trends
+live in log space when every finite loss is positive (losses that span decades), else in
+linear space.
 
-All statistics are functions of the curve's prefix up to its last point, so re-running on a
-growing log (the live monitor) gives exactly the batch answer for that prefix.
+Because the summary is built the same way at once (``lrdoctor analyze``) and point by point
+(``lrdoctor.Monitor``, ``lrdoctor watch``), and everything here is a function of it, a run
+followed as it trains gets exactly the batch answer for its prefix; a re-diagnosis costs
+``O(MAX_BINS)``, whatever the length of the run.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
-MAX_BINS = 4096
+from lrdoctor.detect._summary import MAX_BINS, Runs, Summary
+
 #: Curves of fewer points have no history to smooth: a width-3 trend, and their noise is
 #: read from point-to-point differences (see ``Curve.noise``).
 FEW_POINTS = 10
-_SAMPLE_PER_BIN = 65
+#: Points read for the noise around the trend, the end level and the late swings (every
+#: point of a shorter span, an evenly strided subset of a longer one).
+NOISE_POINTS = 16384
 _MAD = 1.4826
 
+__all__ = ["Curve", "Runs", "Summary", "MAX_BINS", "FEW_POINTS"]
 
-@dataclass(frozen=True)
+
 class Curve:
     """A loss curve prepared for detection.
 
     Parameters
     ----------
     steps : ndarray
-        The log's steps (any increasing numbers), one per loss value.
+        The log's steps (increasing numbers), one per loss value.
     values : ndarray of float64
         The training loss, non-finite values included.
     lr : ndarray or None
@@ -38,32 +46,46 @@ class Curve:
     grad_norm : ndarray or None
         The gradient norm at each step where the log has it (NaN where not logged, inf
         where a non-finite one was written); only ``detect.GradNorm`` reads it.
+    summary : Summary, optional
+        Instead of the arrays: the curve's summary, built point by point
+        (:class:`lrdoctor.detect._summary.Summary`). The detectors read only the summary.
     """
 
-    steps: np.ndarray
-    values: np.ndarray
-    lr: np.ndarray | None = None
-    grad_norm: np.ndarray | None = None
+    def __init__(self, steps=None, values=None, lr=None, grad_norm=None, *,
+                 summary: Summary | None = None):
+        if summary is None:
+            summary = Summary.of(steps, values, lr, grad_norm)
+        self.summary = summary
+        #: the arrays given; the detectors read only the summary. A curve made from a
+        #: summary has no arrays: its ``steps`` maps a point's index to its step (exact at
+        #: the kept points, the bins' starts among them), for the figures.
+        self.steps = _PointSteps(summary) if steps is None else steps
+        self.values, self.lr, self.grad_norm = values, lr, grad_norm
+
+    def __repr__(self) -> str:
+        return f"Curve(n={self.n}, n_bins={self.n_bins}, bin_size={self.bin_size})"
 
     # ------------------------------------------------------------------ basic facts
-    @cached_property
+    @property
     def n(self) -> int:
-        return len(self.values)
+        return self.summary.n
 
-    @cached_property
+    @property
     def n_finite_prefix(self) -> int:
         """Points before the first non-finite value (the part that can be trended)."""
-        bad = ~np.isfinite(self.values)
-        return int(np.argmax(bad)) if bad.any() else self.n
+        return self.summary.nf
 
-    @cached_property
-    def x(self) -> np.ndarray:
-        """The finite prefix of the loss."""
-        return self.values[: self.n_finite_prefix]
+    @property
+    def first_step(self):
+        return self.summary.first_step
+
+    @property
+    def last_step(self):
+        return self.summary.last_step
 
     @cached_property
     def log_space(self) -> bool:
-        return bool(len(self.x)) and float(self.x.min()) > 0
+        return self.summary.nf > 0 and self.summary.xmin > 0
 
     def to_z(self, a):
         """Values in trend space (log of the loss when it is positive)."""
@@ -73,44 +95,46 @@ class Curve:
         return np.exp(z) if self.log_space else z
 
     # ------------------------------------------------------------------ binning
-    @cached_property
+    @property
     def bin_size(self) -> int:
-        return max(1, -(-len(self.x) // MAX_BINS))
+        return self.summary.w
 
     @cached_property
-    def _bins(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(median, max, index of each bin's first point) of the finite prefix."""
-        x, b = self.x, self.bin_size
-        if b == 1:
-            return x, x, np.arange(len(x))
-        m = len(x) // b
-        full = x[: m * b].reshape(m, b)
-        stride = max(1, b // _SAMPLE_PER_BIN)
-        med = np.median(full[:, ::stride], axis=1)
-        mx = full.max(axis=1)
-        starts = np.arange(m) * b
-        if m * b < len(x):
-            tail = x[m * b:]
-            med = np.append(med, np.median(tail))
-            mx = np.append(mx, tail.max())
-            starts = np.append(starts, m * b)
-        return med, mx, starts
-
-    @property
     def bin_median(self) -> np.ndarray:
-        return self._bins[0]
+        return self.summary.bin_median()
 
-    @property
+    @cached_property
     def bin_max(self) -> np.ndarray:
-        return self._bins[1]
+        return self.summary.bin_max()
 
-    @property
+    @cached_property
     def bin_start(self) -> np.ndarray:
-        return self._bins[2]
+        """Index of each bin's first point in the finite prefix."""
+        return self.summary.bin_start()
+
+    @cached_property
+    def bin_step(self) -> np.ndarray:
+        """The log's step at each bin's first point."""
+        return self.summary.bin_step()
+
+    @cached_property
+    def bin_lr(self) -> np.ndarray:
+        """The LR at each bin's first point, carried forward over points that lack it."""
+        return self.summary.bin_lr()
 
     @cached_property
     def n_bins(self) -> int:
-        return len(self.bin_median)
+        return self.summary.n_bins
+
+    def points(self, lo: int = 0, hi: int | None = None, most: int = NOISE_POINTS):
+        """(indices, values, steps) of the finite prefix's points in ``[lo, hi)``: every
+        point of a span of at most ``most`` (while the bins keep every point), else an
+        evenly strided subset (see ``Summary.points``)."""
+        return self.summary.points(lo, self.summary.nf if hi is None else hi, most)
+
+    def step_of(self, index: int):
+        """The log's step at a point of the finite prefix."""
+        return self.summary.step_of(index)
 
     # ------------------------------------------------------------------ trend and noise
     @cached_property
@@ -121,11 +145,30 @@ class Curve:
 
     @cached_property
     def trend(self) -> np.ndarray:
-        """Running median of the loss (in trend space), one value per bin."""
+        """Running median of the loss (in trend space), one value per bin.
+
+        The values whose window holds only complete bins do not change until the bins
+        merge or the window widens: they are kept in the summary's cache, and a curve that
+        grew is computed only from where they end (the same numbers as computed whole).
+        """
         z = self.to_z(self.bin_median)
         if len(z) < 3:
             return z
-        return running_median(z, min(self.trend_window, len(z) | 1))
+        width = min(self.trend_window, len(z) | 1)
+        h = width // 2
+        s = self.summary
+        key = ("trend", s.w, width, self.log_space)
+        done = s.cache.get(key)
+        head = done if done is not None and len(done) <= len(z) else z[:0]
+        out = np.concatenate((head, running_median(z, width, start=len(head))))
+        # the windows inside the complete bins (left edge z[0]); a shallow copy's own bins
+        # are not the original's: what it shares is settled by the original's alone
+        m = s.m if s.m_base is None else min(s.m, s.m_base)
+        settled = max(0, m - h)
+        if settled > len(head) and m >= 1:
+            s.cache.clear()
+            s.cache[key] = out[:settled].copy()
+        return out
 
     @cached_property
     def level(self) -> np.ndarray:
@@ -145,8 +188,10 @@ class Curve:
     @cached_property
     def final_level(self) -> float:
         """The loss at the end of the run: the median of its last 5% of finite points."""
-        x = self.x
-        return float(np.median(x[-max(1, len(x) // 20):])) if len(x) else float("nan")
+        nf = self.n_finite_prefix
+        if not nf:
+            return float("nan")
+        return float(np.median(self.points(nf - max(1, nf // 20), nf)[1]))
 
     @cached_property
     def resid(self) -> np.ndarray:
@@ -157,19 +202,19 @@ class Curve:
     def noise(self) -> float:
         """Robust scale (1.4826 * MAD) of the step-to-step scatter around the trend.
 
-        For binned curves this is estimated on a sample of raw points so that it keeps the
-        meaning of per-step minibatch noise. On a curve of fewer than ``FEW_POINTS`` points
-        the trend passes through most points and the scatter around it reads near zero: the
-        noise is then the robust scale of the differences between successive points, over
-        sqrt(2) (each difference carries two points' noise; the median difference, the
-        drift, is taken out by the MAD).
+        For binned curves this is estimated on the kept points (up to ``NOISE_POINTS``) so
+        that it keeps the meaning of per-step minibatch noise. On a curve of fewer than
+        ``FEW_POINTS`` points the trend passes through most points and the scatter around
+        it reads near zero: the noise is then the robust scale of the differences between
+        successive points, over sqrt(2) (each difference carries two points' noise; the
+        median difference, the drift, is taken out by the MAD).
         """
-        if self.n_bins < FEW_POINTS:
-            return _robust_scale(np.diff(self.to_z(self.x))) / np.sqrt(2)
+        if self.n_bins < FEW_POINTS:  # one point per bin
+            return _robust_scale(np.diff(self.to_z(self.bin_median))) / np.sqrt(2)
         if self.bin_size == 1:
             return _robust_scale(self.resid)
-        idx = np.linspace(0, len(self.x) - 1, min(len(self.x), 20000)).astype(np.int64)
-        return _robust_scale(self.to_z(self.x[idx]) - self.trend[self.bin_of(idx)])
+        idx, v, _ = self.points()
+        return _robust_scale(self.to_z(v) - self.trend[self.bin_of(idx)])
 
     @cached_property
     def noise_early(self) -> float:
@@ -182,6 +227,12 @@ class Curve:
         return _robust_scale(self.resid[:k])
 
     # ------------------------------------------------------------------ reference levels
+    @property
+    def first_value(self) -> float:
+        """The first finite loss (NaN when the run starts non-finite)."""
+        hx = self.summary.head_x
+        return float(hx[0]) if len(hx) else float("nan")
+
     @cached_property
     def start_level(self) -> float:
         """The loss the run started from (linear units).
@@ -189,31 +240,26 @@ class Curve:
         The median of the first ~1% of points (1 to 25), but never above the very first
         value when the first steps blow up (a blow-up must not pass for the starting level).
         """
-        x = self.x
-        if len(x) == 0:
+        nf = self.n_finite_prefix
+        if nf == 0:
             return float("nan")
-        k = int(np.clip(len(x) // 100, 1, 25))
+        k = int(np.clip(nf // 100, 1, 25))
+        x = self.summary.head_x
         med = float(np.median(x[:k]))
         return float(x[0]) if x[0] > 0 and med > 3 * x[0] else med
 
+    def over(self, limit, lo: int = 0, hi: int | None = None, ratio_to=None) -> Runs:
+        """Runs of consecutive points above ``limit`` (a scalar, or one value per bin) in
+        ``[lo, hi)`` of the finite prefix (:class:`Runs`). Only bins whose exact max exceeds
+        their limit are looked into, so a long healthy log with a few spikes costs a pass
+        over its bin maxima. Exact while the bins keep every point; on longer logs, a bin's
+        sampled points and its max stand for it."""
+        return self.summary.over(limit, lo, hi, ratio_to)
+
     def points_over(self, limit) -> np.ndarray:
-        """Indices (into the finite prefix) of the points above ``limit``: a scalar, or one
-        value per bin. Only the bins whose exact max exceeds their limit are scanned, so a
-        long healthy log with a few spikes costs a pass over its bin maxima, not over every
-        point."""
-        lim = np.broadcast_to(np.asarray(limit, dtype=np.float64), (self.n_bins,))
-        cand = np.flatnonzero(self.bin_max > lim)
-        b = self.bin_size
-        if b == 1 or len(cand) == 0:
-            return cand
-        x = self.x
-        if len(cand) > self.n_bins // 8:  # many: one pass over everything is cheaper
-            return np.flatnonzero(x > np.repeat(lim, b)[: len(x)])
-        starts = self.bin_start[cand]
-        lengths = np.minimum(starts + b, len(x)) - starts
-        offsets = np.cumsum(lengths) - lengths
-        idx = np.arange(int(lengths.sum())) - np.repeat(offsets - starts, lengths)
-        return idx[x[idx] > np.repeat(lim[cand], lengths)]
+        """Indices of the points above ``limit`` (the kept ones: every point while the
+        bins keep every point)."""
+        return self.summary.over_points(limit)[0]
 
     def bin_of(self, idx):
         """The bin holding each given point index of the finite prefix."""
@@ -225,32 +271,53 @@ class Curve:
 
     def step_at(self, bin_index) -> np.ndarray:
         """The log's step at the start of the given bin(s)."""
-        return self.steps[self.bin_start[np.asarray(bin_index)]]
+        return self.bin_step[np.asarray(bin_index)]
 
     @cached_property
     def fraction(self) -> np.ndarray:
         """Position of each bin in the run, 0 at the first point, 1 at the last."""
-        n = max(1, len(self.x) - 1)
+        n = max(1, self.n_finite_prefix - 1)
         return self.bin_start / n
 
-    @cached_property
+    @property
     def lr_range(self) -> tuple[float, float] | None:
-        """(smallest, largest) logged LR, or None when the log has none (no copies: a
-        10-million-step LR column is reduced in place)."""
-        return lr_range(self.lr)
+        """(smallest, largest) finite LR logged, or None when the log has none."""
+        return self.summary.lr_range
 
     @cached_property
     def warmup_end(self) -> int | None:
         """Index of the point where the LR peaks after rising, when the log shows warmup."""
-        rng = self.lr_range
-        if rng is None:
+        s = self.summary
+        if s.lr_range is None:
             return None
-        lr = self.lr[: self.n]
-        peak = int(np.argmax(lr == rng[1]))
-        first_i = int(np.argmax(lr == lr)) if np.isnan(lr[0]) else 0  # first logged value
-        if peak <= first_i or not (lr[first_i] < 0.5 * lr[peak]) or peak > 0.5 * self.n:
+        peak, first_i = s.lr_hi_index, s.lr_first_index
+        if peak <= first_i or not (s.lr_first < 0.5 * s.lr_hi) or peak > 0.5 * self.n:
             return None
         return peak
+
+    @property
+    def warmup_end_step(self):
+        """The step of :attr:`warmup_end`."""
+        return self.summary.lr_hi_step
+
+    @property
+    def head_steps(self) -> np.ndarray:
+        """The first 1000 steps of the log."""
+        return self.summary.head_steps
+
+
+class _PointSteps:
+    """``steps[i]`` of a curve known by its summary: the step at point ``i`` of the finite
+    prefix (of the last kept point at or before it)."""
+
+    def __init__(self, summary: Summary):
+        self.summary = summary
+
+    def __len__(self) -> int:
+        return self.summary.nf
+
+    def __getitem__(self, idx):
+        return self.summary.step_of(idx)
 
 
 def lr_range(lr: np.ndarray | None) -> tuple[float, float] | None:
@@ -274,13 +341,14 @@ def _robust_scale(r: np.ndarray) -> float:
     return float(_MAD * np.median(np.abs(r - np.median(r))))
 
 
-def running_median(z: np.ndarray, width: int) -> np.ndarray:
+def running_median(z: np.ndarray, width: int, start: int = 0) -> np.ndarray:
     """Centered running median, edges padded with the edge value (at most a few thousand
     points: it runs on bins, so a sliding window view is cheap and avoids importing
-    scipy.ndimage on the CLI's path)."""
+    scipy.ndimage on the CLI's path); with ``start``, only the values from there on (each
+    the same number as in the whole)."""
     h = width // 2
     padded = np.concatenate((np.full(h, z[0]), z, np.full(h, z[-1])))
-    win = np.lib.stride_tricks.sliding_window_view(padded, width)
+    win = np.lib.stride_tricks.sliding_window_view(padded, width)[start:]
     if width % 2 and np.isfinite(z).all():
         # an odd window's median is its middle order statistic: one selection per window,
         # the same numbers as np.median (which also sorts NaN away and averages two middles)

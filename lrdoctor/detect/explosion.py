@@ -50,7 +50,7 @@ class Explosion:
     def __call__(self, curve: Curve) -> list[Finding]:
         if curve.n_bins < 2:
             return []
-        s0 = min(curve.start_level, float(curve.x[0])) if curve.log_space else curve.start_level
+        s0 = min(curve.start_level, curve.first_value) if curve.log_space else curve.start_level
         z0 = curve.to_z(s0)
         noise = curve.noise_early
 
@@ -59,43 +59,41 @@ class Explosion:
                 return curve.from_z(z0 + max(np.log(factor), self.noise_sigmas * noise))
             return curve.from_z(z0 + max((factor - 1) * abs(s0), self.noise_sigmas * noise))
 
-        x = curve.x
-        early = max(self.early_points, int(self.early_fraction * len(x)))
-        over = curve.points_over(limit(self.factor))  # indices of the points above the limit
+        nf = curve.n_finite_prefix
+        early = max(self.early_points, int(self.early_fraction * nf))
+        over = curve.over(limit(self.factor))  # runs of points above the limit
         # the first updates overshooting: two or more of them above early_factor x the start
-        first = np.flatnonzero(x[:early] > limit(min(self.early_factor, self.factor)))
-        if len(first) >= 2:
-            over = np.union1d(first, over)
+        first = curve.over(limit(min(self.early_factor, self.factor)), hi=early)
+        if first.n_points >= 2:
+            over = over.union(first, gap=curve.summary.stride)
         if len(over) == 0:
             return []
         # a blow-up is sustained (two points in a row or more) or comes with the very first
         # updates ("explodes early"); a lone excursion later is a spike, for Spikes to count
-        gap = np.diff(over) == 1
-        in_a_row = np.r_[False, gap] | np.r_[gap, False]
-        hit = over[in_a_row | (over < early)]
+        hit = over.take((over.count >= 2) | (over.first < early))
         if len(hit) == 0:
             # a lone blow-up after which the loss never comes down again (stuck at or above
             # its start for the rest of the run) killed the training: that is an explosion
-            first = int(over[0])
+            first = int(over.first[0])
             after = curve.level[min(int(curve.bin_of(first)) + 1, curve.n_bins - 1):]
             if len(after) == 0 or after.min() < (1 - self.stuck_progress) * s0:
                 return []
             hit = over
-        p0, p1 = int(hit[0]), int(hit[-1])
-        top = float(x[hit].max())
-        end = None if p1 == len(x) - 1 else curve.steps[p1]
+        p0 = int(hit.first[0])
+        top = float(hit.peak.max())
+        end = None if int(hit.last[-1]) == nf - 1 else hit.last_step[-1]
         ratio = top / s0 if s0 > 0 else float("inf")
         sev = float(np.clip(np.log10(max(ratio, 1.0)) / 2.0, 0.4, 1.0))
         msg = (f"loss jumps to {top:.3g}, {ratio:.0f}x its starting {s0:.3g}, "
-               f"at step {fmt_step(curve.steps[p0])}")
-        ev = {"peak": top, "start_level": s0, "ratio": ratio, "n_points_over": int(len(hit))}
+               f"at step {fmt_step(hit.first_step[0])}")
+        ev = {"peak": top, "start_level": s0, "ratio": ratio, "n_points_over": hit.n_points}
         w = curve.warmup_end
         if w is not None:
             if w - self.warmup_window * curve.n <= p0 <= w + self.warmup_window * curve.n:
                 ev["after_warmup"] = True
-                ev["warmup_end_step"] = float(curve.steps[w])
-                msg += f", right where warmup ends (step {fmt_step(curve.steps[w])})"
-        return [Finding("explosion", curve.steps[p0], end, sev, msg, ev)]
+                ev["warmup_end_step"] = float(curve.warmup_end_step)
+                msg += f", right where warmup ends (step {fmt_step(curve.warmup_end_step)})"
+        return [Finding("explosion", hit.first_step[0], end, sev, msg, ev)]
 
 
 @dataclass(frozen=True)

@@ -66,68 +66,53 @@ class GradNorm:
     skip_start: float = 0.05
 
     def __call__(self, curve: Curve) -> list[Finding]:
-        g = curve.grad_norm
-        if g is None:
+        gs = curve.summary.grad
+        if gs is None or not gs.written:
             return []
-        g = g[: curve.n]
-        written = ~np.isnan(g)
-        if not written.any():
-            return []
-        idx = np.flatnonzero(written)
-        steps, gv, loss = curve.steps[idx], g[idx], curve.values[idx]
-        prev = curve.values[np.maximum(idx - 1, 0)]
-        bad = ~np.isfinite(gv)
         out: list[Finding] = []
-        tail = len(gv)  # where the hidden-NaN tail starts (len: none)
-        if bad.any():
-            last_good = len(gv) - 1 - int(np.argmax(~bad[::-1])) if (~bad).any() else -1
-            t = last_good + 1
-            masks = np.isfinite(loss[t:]) & ((loss[t:] == 0) |
-                                             ((loss[t:] == prev[t:]) & (idx[t:] > 0)))
-            if int(masks.sum()) >= self.min_hidden:
-                tail = t
-                zero = bool((loss[t:][masks] == 0).all())
-                out.append(Finding(
-                    "hidden_nonfinite", steps[t], None, 1.0,
-                    f"gradient norm non-finite from step {fmt_step(steps[t])} to the end "
-                    f"({len(gv) - t} logged point(s)) while the loss reads "
-                    f"{'exactly 0' if zero else 'exactly its previous value'} at "
-                    f"{int(masks.sum())} of them: the loss went NaN and the log hides it "
-                    "(the Hugging Face Trainer's logging_nan_inf_filter leaves NaN losses "
-                    "out of the logged mean)",
-                    {"first_index": int(idx[t]), "count": int(len(gv) - t),
-                     "hidden": int(masks.sum())}))
-            skips = bad[:tail] & np.isfinite(loss[:tail])
-            if skips.any():
-                at = steps[:tail][skips]
-                out.append(Finding(
-                    "grad_nonfinite", at[0], at[-1], 0.0,
-                    f"grad_norm is nan/inf at {int(skips.sum())} of {len(gv)} logged steps "
-                    "while the loss stays finite: mixed-precision loss-scale skips (the step "
-                    "is skipped and the scaler halves), not a sign of too high an LR",
-                    {"count": int(skips.sum()), "logged": int(len(gv)),
-                     "steps": at[:200].tolist()}))
-        out.extend(self._spikes(steps[:tail], gv[:tail]))
+        skips, listed, last = gs.skips, gs.skip_first, gs.skip_last
+        if gs.t_count and gs.t_masks >= self.min_hidden:
+            # the non-finite tail (from the last finite norm to the end) hides a NaN loss
+            zero = gs.t_zero == gs.t_masks
+            out.append(Finding(
+                "hidden_nonfinite", gs.t_step, None, 1.0,
+                f"gradient norm non-finite from step {fmt_step(gs.t_step)} to the end "
+                f"({gs.t_count} logged point(s)) while the loss reads "
+                f"{'exactly 0' if zero else 'exactly its previous value'} at "
+                f"{gs.t_masks} of them: the loss went NaN and the log hides it "
+                "(the Hugging Face Trainer's logging_nan_inf_filter leaves NaN losses "
+                "out of the logged mean)",
+                {"first_index": gs.t_point, "count": gs.t_count, "hidden": gs.t_masks}))
+            # the skips before the tail
+            skips = gs.skips - gs.t_finite
+            listed = [s for s in listed if s < gs.t_step]
+            last = gs.skip_last_before_tail
+        if skips:
+            out.append(Finding(
+                "grad_nonfinite", listed[0], last, 0.0,
+                f"grad_norm is nan/inf at {skips} of {gs.written} logged steps "
+                "while the loss stays finite: mixed-precision loss-scale skips (the step "
+                "is skipped and the scaler halves), not a sign of too high an LR",
+                {"count": skips, "logged": gs.written, "steps": list(listed[:200])}))
+        out.extend(self._spikes(gs.ok))
         return out
 
-    def _spikes(self, steps: np.ndarray, gv: np.ndarray) -> list[Finding]:
-        ok = np.isfinite(gv) & (gv > 0)
-        if ok.sum() < 2 * FEW_POINTS:
+    def _spikes(self, ok) -> list[Finding]:
+        """Spikes of the finite positive norms (``ok``: their summary)."""
+        if ok.n < 2 * FEW_POINTS:
             return []
-        c = Curve(steps=steps[ok], values=gv[ok])
+        c = Curve(summary=ok)
         margin = max(self.sigmas * c.noise, np.log(self.min_ratio))
-        over = c.points_over(c.from_z(c.trend + margin))
         start = max(FEW_POINTS // 2, int(np.ceil(self.skip_start * c.n)))
-        over = over[over >= start]
+        over = c.over(c.from_z(c.trend + margin), lo=start, ratio_to=c.level)
         if len(over) == 0:
             return []
-        rises = over[np.r_[True, np.diff(over) > 1]]
-        events = len(rises)
+        events = len(over)
         rate = events / c.n
         sev = float(np.clip(0.5 * rate / self.rate, 0.05,
                             1.0 if events >= self.min_repeats else 0.3))
-        at = c.steps[rises]
-        ratio = float(np.max(c.x[over] / c.trend_at(over)))
+        at = over.first_step
+        ratio = float(over.ratio.max())
         return [Finding(
             "grad_spike", at[0], at[-1] if events > 1 else at[0], sev,
             f"gradient norm spikes {events} time(s) far above its running level (up to "

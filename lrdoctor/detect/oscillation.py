@@ -41,13 +41,13 @@ class Oscillation:
     min_relative: float = 0.3
 
     def __call__(self, curve: Curve) -> list[Finding]:
-        x = curve.x
-        if len(x) < 20:
+        nf = curve.n_finite_prefix
+        if nf < 20:
             return []
-        i0 = int(len(x) * (1 - self.late))
-        idx = np.arange(i0, len(x), max(1, (len(x) - i0) // 200_000))
+        i0 = int(nf * (1 - self.late))
+        idx, xs, _ = curve.points(i0, nf)  # every late point (a strided subset of many)
         level = curve.trend_at(idx)
-        r = x[idx] - level
+        r = xs - level
         med = float(np.median(level))
         lo, q90 = np.quantile(r, [0.5, 0.9])
         s0 = curve.start_level
@@ -59,16 +59,16 @@ class Oscillation:
             return []
         relative = None
         if curve.log_space:
-            relative = _robust_scale(np.log(x[idx] / level))
+            relative = _robust_scale(np.log(xs / level))
             if relative < self.min_relative:
                 return []
         period = _dominant_period(curve, i0)
         sev = float(np.clip(swing, 0.4, 1.0))
         msg = (f"loss swings by {100 * swing:.0f}% of its progress around its trend from "
-               f"step {fmt_step(curve.steps[i0])} on")
+               f"step {fmt_step(curve.step_of(i0))} on")
         if period:
             msg += f", with a period of about {period:.0f} steps"
-        return [Finding("oscillation", curve.steps[i0], None, sev, msg,
+        return [Finding("oscillation", curve.step_of(i0), None, sev, msg,
                         {"swing": swing, "relative_scale": relative, "median": float(med),
                          "q90": float(q90), "period_steps": period})]
 
@@ -103,5 +103,5 @@ def _dominant_period(curve: Curve, i0: int) -> float | None:
     k = 1 + int(np.argmax(p[1:]))
     if p[k] < 8 * np.median(p[1:]):
         return None
-    step_per_bin = curve.bin_size * float(np.median(np.diff(curve.steps[:1000])) or 1.0)
+    step_per_bin = curve.bin_size * float(np.median(np.diff(curve.head_steps)) or 1.0)
     return float(step_per_bin / f[k])

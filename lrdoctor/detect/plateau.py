@@ -79,7 +79,7 @@ class Progress:
         end = curve.final_level
         drop = s0 - end
         progress = drop / abs(s0) if s0 else 0.0
-        first = curve.steps[0]
+        first = curve.first_step
         if progress < -self.min_progress:
             return []  # the loss went up: explosion and divergence speak to that
         if progress < self.min_progress:
@@ -87,7 +87,7 @@ class Progress:
             return [Finding(
                 "plateau", first, None, sev,
                 f"loss barely moves: from {s0:.3g} to {end:.3g} "
-                f"({100 * progress:+.1f}%) over {len(curve.x)} points",
+                f"({100 * progress:+.1f}%) over {curve.n_finite_prefix} points",
                 {"progress": progress, "start_level": s0, "end_level": end})]
         held = self._held_by_schedule(curve)
         if held is not None:
@@ -103,17 +103,13 @@ class Progress:
                 {"peak_step": float(curve.step_at(peak_bin)),
                  "decayed_step": float(curve.step_at(decay_bin))})]
         frac = curve.fraction
-        # when half of the drop was made for good: the first bin after the last one whose
-        # trend is still above the halfway line (a noisy trend that dips below it early
-        # and comes back has not made half of its drop there)
-        above = np.flatnonzero(level[: curve.trend_settled] > s0 - 0.5 * drop)
-        half = min(len(level) - 1, int(above[-1]) + 1) if len(above) else 0
+        half = int(np.argmax(level <= s0 - 0.5 * drop))
         w = curve.warmup_end
-        t_w = (w / max(1, len(curve.x) - 1)) if w is not None else 0.0
+        t_w = (w / max(1, curve.n_finite_prefix - 1)) if w is not None else 0.0
         t_half = max(0.0, float(frac[half]) - t_w)
         # half the drop by the second logged point is as fast as the log can show (a
         # per-epoch log of 10 points cannot resolve 10% of the run)
-        if len(curve.x) < self.pace_points:
+        if curve.n_finite_prefix < self.pace_points:
             return []
         if t_half > self.slow_half and half >= 2:
             sev = float(np.clip((t_half - self.slow_half) / (0.5 - self.slow_half), 0.3, 1.0))
@@ -176,17 +172,16 @@ class Progress:
         rng = curve.lr_range
         if rng is None or not rng[1] > 0 or rng[0] >= 0.5 * rng[1]:
             return None  # no LR, or (nearly) constant
-        lr = curve.lr[: curve.n_finite_prefix]
-        # the LR at the start of each bin, carried forward over points that lack it
-        have = np.where(np.isnan(lr), 0, np.arange(len(lr)))
-        lr = lr[np.maximum.accumulate(have)][curve.bin_start]
+        lr = curve.bin_lr  # the LR at the start of each bin, carried over points lacking it
         peak = rng[1]
         if lr[0] < 0.5 * peak and curve.fraction[int(np.argmax(lr >= peak))] >= 0.95:
             return "warming"  # still warming up when the log ends: the peak is its last LR
         at_peak = np.flatnonzero(lr >= self.peak_share * peak)
+        if len(at_peak) < 3:  # (none when the peak came after the loss went non-finite)
+            return None
         decayed = np.flatnonzero(lr <= self.decayed_share * peak)
         decayed = decayed[decayed > at_peak[-1]]
-        if len(at_peak) < 3 or len(decayed) < 3:
+        if len(decayed) < 3:
             return None
         z = curve.trend
         at_peak_fall = z[at_peak[0]] - z[at_peak[-1]]

@@ -37,32 +37,30 @@ class Spikes:
     min_repeats: int = 5
 
     def __call__(self, curve: Curve) -> list[Finding]:
-        x = curve.x
+        nf = curve.n_finite_prefix
         if curve.n_bins < 10:
             return []
         if curve.log_space:
             margin = max(self.sigmas * curve.noise, np.log(self.min_ratio))
         else:
             margin = self.sigmas * curve.noise
-        over = curve.points_over(curve.from_z(curve.trend + margin))
+        over = curve.over(curve.from_z(curve.trend + margin))
         if len(over) == 0:
             return []
         # an event is a run of consecutive points above the limit
-        starts = np.r_[True, np.diff(over) > 1]
-        rises = over[starts]
-        lengths = np.diff(np.r_[np.flatnonzero(starts), len(over)])
-        events = len(rises)
+        lengths = over.count
+        events = len(over)
         transient = int((lengths == 1).sum())
         counted = events - transient + (transient if transient >= self.min_repeats else 0)
-        rate = counted / len(x)
+        rate = counted / nf
         sev = float(np.clip(0.5 * rate / self.rate, 0.05, 1.0 if counted >= 2 else 0.3))
-        top = float(x[over].max())
-        steps = curve.steps[rises]
+        top = float(over.peak.max())
+        steps = over.first_step
         what = (f"; {transient} of them one point each, back on the trend at once"
                 if transient and counted < events else "")
         return [Finding(
             "spike", steps[0], steps[-1] if events > 1 else steps[0], sev,
-            f"{events} spike(s) far above the trend ({1000 * events / len(x):.1f} per 1000 "
+            f"{events} spike(s) far above the trend ({1000 * events / nf:.1f} per 1000 "
             f"points{what}; highest {top:.3g}), first at step {fmt_step(steps[0])}",
             {"count": events, "transient": transient, "rate": rate,
              "steps": steps[:200].tolist(), "highest": top})]

@@ -84,12 +84,7 @@ def build(sel: Selection, get: Callable[[str], tuple[np.ndarray, np.ndarray]],
     ``get(name)`` returns ``(values_float64, present_mask)`` for one column. ``runs`` holds
     the run name of each row when the table has a run column.
     """
-    if sel.parts:  # a sum of parts is present where every part is
-        got = [get(p) for p in sel.parts]
-        loss = np.sum([g[0] for g in got], axis=0)
-        loss_present = np.logical_and.reduce([g[1] for g in got])
-    else:
-        loss, loss_present = get(sel.loss)
+    loss, loss_present = loss_values(sel, get)
     if not loss_present.any():
         raise LrDoctorError(f"column {sel.label!r} has no values", path)
     notes = sel.notes() + list(notes or [])
@@ -107,10 +102,7 @@ def build(sel: Selection, get: Callable[[str], tuple[np.ndarray, np.ndarray]],
             cols[role] = (lambda n=name: get(n)[0])
         else:
             cols[role] = get(name)[0]
-    stem = Path(path).name
-    for suffix in (".gz", ".csv", ".tsv", ".jsonl", ".json", ".txt", ".log"):
-        if stem.endswith(suffix):
-            stem = stem[: -len(suffix)]
+    stem = run_stem(path)
     if runs is None:
         return [from_columns(cols["step"], loss, logged=loss_present, lr=cols["lr"],
                              val_loss=cols["val_loss"], epoch=cols["epoch"],
@@ -131,6 +123,25 @@ def build(sel: Selection, get: Callable[[str], tuple[np.ndarray, np.ndarray]],
                                 source=f"{path}::{name}", metric=sel.label,
                                 available=sel.available, notes=notes))
     return out
+
+
+def loss_values(sel: Selection, get) -> tuple[np.ndarray, np.ndarray]:
+    """(loss, present) of a table: its loss column, or the sum of its parts (present where
+    every part is)."""
+    if sel.parts:
+        got = [get(p) for p in sel.parts]
+        return (np.sum([g[0] for g in got], axis=0),
+                np.logical_and.reduce([g[1] for g in got]))
+    return get(sel.loss)
+
+
+def run_stem(path: str) -> str:
+    """A run's name from its file's name (the log's suffixes taken off)."""
+    stem = Path(path).name
+    for suffix in (".gz", ".csv", ".tsv", ".jsonl", ".json", ".txt", ".log"):
+        if stem.endswith(suffix):
+            stem = stem[: -len(suffix)]
+    return stem
 
 
 def from_series(series: dict, sel: Selection, src: str, run: str, notes: list[str]) -> History:
