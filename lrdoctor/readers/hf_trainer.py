@@ -29,15 +29,55 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
     except json.JSONDecodeError as exc:
         raise LrDoctorError(f"line {exc.lineno}: not valid JSON ({exc.msg} at column "
                             f"{exc.colno}); the trainer_state.json is damaged", src) from None
+    except RecursionError:
+        raise LrDoctorError(f"line {_deep_line(data)}: JSON nested too deep to read (a "
+                            "trainer_state.json's log_history holds flat objects of numbers); "
+                            "the file is damaged or not a trainer_state.json", src) from None
     hist = doc.get("log_history") if isinstance(doc, dict) else None
     if not isinstance(hist, list):
         raise LrDoctorError("no 'log_history' list: not a Hugging Face trainer_state.json",
                             src)
+    notes = []
+    others = [k for k, r in enumerate(hist) if not isinstance(r, dict)]
+    if others:
+        what = (f"'log_history' holds {len(others)} entries that are not objects "
+                f"({_where(hist, others)})")
+        if len(others) == len(hist):
+            raise LrDoctorError(f"{what} and no step; each entry is an object such as "
+                                '{"step": 10, "loss": 2.3}: the trainer_state.json is damaged',
+                                src)
+        notes.append(f"{what}: left out")
     records = [r for r in hist if isinstance(r, dict) and "train_runtime" not in r]
     if not records:
         raise LrDoctorError("'log_history' is empty: the Trainer logged no steps yet", src)
     keys = list(dict.fromkeys(chain.from_iterable(records)))
-    return from_records(records, keys, src, [], step=step, metric=metric, lr_column=lr_column)
+    return from_records(records, keys, src, notes, step=step, metric=metric,
+                        lr_column=lr_column)
+
+
+def _where(hist: list, at: list[int]) -> str:
+    """``entry 1 (1), entry 3 ('x'), ...``: the first few entries that are not objects."""
+    def shown(v):
+        text = json.dumps(v)
+        return text if len(text) <= 20 else text[:17] + "..."
+
+    out = ", ".join(f"entry {k + 1}: {shown(hist[k])}" for k in at[:4])
+    return out + (", ..." if len(at) > 4 else "")
+
+
+def _deep_line(data: bytes) -> int:
+    """The line where brackets first nest deeper than Python's parser goes (brackets in
+    strings are counted too: where to look, not a parse)."""
+    import sys
+
+    import numpy as np
+
+    b = np.frombuffer(data, dtype=np.uint8)
+    step = ((b == ord("[")) | (b == ord("{"))).astype(np.int32) - \
+        ((b == ord("]")) | (b == ord("}")))
+    depth = np.cumsum(step, dtype=np.int32)
+    at = int(np.argmax(depth >= min(sys.getrecursionlimit(), int(depth.max(initial=1)))))
+    return 1 + int(np.count_nonzero(b[:at] == ord("\n")))
 
 
 _ENTRY_SEP = re.compile(rb"}\s*,\s*{")

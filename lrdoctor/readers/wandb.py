@@ -116,7 +116,7 @@ def _run_name(records: list[bytes]) -> str | None:
 def _number(raw: bytes) -> float:
     try:
         v = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         return float("nan")
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         return float(v)
