@@ -103,7 +103,11 @@ class Progress:
                 {"peak_step": float(curve.step_at(peak_bin)),
                  "decayed_step": float(curve.step_at(decay_bin))})]
         frac = curve.fraction
-        half = int(np.argmax(level <= s0 - 0.5 * drop))
+        # when half of the drop was made for good: the first bin after the last one whose
+        # trend is still above the halfway line (a noisy trend that dips below it early
+        # and comes back has not made half of its drop there)
+        above = np.flatnonzero(level[: curve.trend_settled] > s0 - 0.5 * drop)
+        half = min(len(level) - 1, int(above[-1]) + 1) if len(above) else 0
         w = curve.warmup_end
         t_w = (w / max(1, curve.n_finite_prefix - 1)) if w is not None else 0.0
         t_half = max(0.0, float(frac[half]) - t_w)
