@@ -14,6 +14,7 @@ EPILOG = """examples:
   lrdoctor analyze run.csv --plot run.png
   lrdoctor analyze sweep_runs/ --plot sweep.png
   lrdoctor analyze train.log --pattern 'step (?P<step>\\d+) .* loss=(?P<loss>\\S+)'
+  ssh gpu-box cat run/train.log | lrdoctor analyze -        ('-' reads standard input)
   lrdoctor analyze mlflow.db --experiment resnet-sweep
   lrdoctor analyze http://127.0.0.1:5000 --experiment resnet-sweep
   lrdoctor analyze 'sweeps/**/*.csv' --jobs 8 --format jsonl > runs.jsonl
@@ -100,7 +101,8 @@ def _reading_options(a) -> None:
     from lrdoctor.readers import FORMATS
 
     a.add_argument("paths", nargs="+", metavar="PATH",
-                   help="log files, run folders, directories or globs")
+                   help="log files, run folders, directories or globs; '-' reads the log "
+                        "from standard input (CSV, JSON lines, a console log, ...)")
     a.add_argument("--lr", type=float, help="the current (peak) LR, when the log lacks it")
     a.add_argument("--context", choices=["scratch", "finetune"], default="scratch",
                    help="training from scratch (default) or fine-tuning a pretrained model")
@@ -251,24 +253,89 @@ def _short_lived_allocations() -> None:
 
 
 def _err(msg: str) -> None:
-    print(f"lrdoctor: {msg}", file=sys.stderr)
+    from lrdoctor.render import printable
+
+    print(f"lrdoctor: {printable(msg)}", file=sys.stderr)
+
+
+#: What standard input (PATH ``-``) is called in the output.
+STDIN = "<stdin>"
+
+
+def _read_stdin(folder: str):
+    """Standard input copied to ``folder/<stdin>`` (the readers sniff a file's content,
+    then read it, which a pipe does not allow): its path, or the error."""
+    from lrdoctor.errors import LrDoctorError
+
+    if sys.stdin is None or sys.stdin.isatty():
+        return LrDoctorError("standard input is a terminal, not a log; pipe one in: "
+                             "cat train.log | lrdoctor analyze -", STDIN)
+    target = Path(folder) / STDIN
+    with open(target, "wb") as out:
+        shutil.copyfileobj(sys.stdin.buffer, out, 1 << 20)
+    if target.stat().st_size == 0:
+        return LrDoctorError("standard input is empty: nothing was piped in "
+                             "(cat train.log | lrdoctor analyze -)", STDIN)
+    with open(target, "rb") as f:
+        if f.read(2) == b"\x1f\x8b":  # gzip: named so, as the readers know it by its name
+            target = target.rename(target.with_name(STDIN + ".gz"))
+    return str(target)
+
+
+def _as_stdin(res, copy: str) -> None:
+    """Name the copy of standard input ``<stdin>`` wherever the result names it."""
+    from lrdoctor.errors import LrDoctorError
+
+    def named(text):
+        if not isinstance(text, str):
+            return text
+        return text.replace(copy, STDIN).replace(Path(copy).name, STDIN)
+
+    res.path = named(res.path)
+    for d in res.runs:
+        d.source, d.notes = named(d.source), [named(n) for n in d.notes]
+    if res.error is not None:
+        res.error = LrDoctorError(named(res.error.message), named(res.error.source))
 
 
 def results(args, *, keep_history: bool, progress: bool):
     """Each input's :class:`lrdoctor.many.LogResult` as it finishes (``--jobs``,
     ``--scheduler``), a progress bar on stderr when it is a terminal; a file found by
-    walking a folder that is not a loss log is skipped with a note."""
+    walking a folder that is not a loss log is skipped with a note. PATH ``-`` is standard
+    input, read into a temporary file for the command's time and named ``<stdin>``."""
+    import tempfile
+
+    from lrdoctor.errors import LrDoctorError
+    from lrdoctor.many import LogResult
+
+    paths, copy = list(args.paths), None
+    with tempfile.TemporaryDirectory(prefix="lrdoctor-stdin-") as folder:
+        if "-" in paths:
+            got = _read_stdin(folder)
+            if isinstance(got, LrDoctorError):
+                paths = [p for p in paths if p != "-"]
+                yield LogResult(STDIN, -1, len(paths), error=got)
+            else:
+                copy, paths = got, [got if p == "-" else p for p in paths]
+        if paths:
+            yield from _results(args, paths, copy, keep_history=keep_history,
+                                progress=progress)
+
+
+def _results(args, paths: list, copy: str | None, *, keep_history: bool, progress: bool):
     from lrdoctor.many import analyze_many
 
     client = _dask_client(args) if args.scheduler else None
     bar = _Progress() if progress and sys.stderr.isatty() else None
     try:
         for res in analyze_many(
-                args.paths, executor=client.get_executor() if client else None,
+                paths, executor=client.get_executor() if client else None,
                 jobs=args.jobs, keep_history=keep_history, lr=args.lr, context=args.context,
                 step=args.step, metric=args.metric, lr_column=args.lr_column,
                 format=args.input_format, pattern=args.pattern,
                 experiment=args.experiment, run=args.run):
+            if copy is not None:
+                _as_stdin(res, copy)
             if res.skipped:
                 _err(f"{res.path}: skipped, " + (res.skipped if res.index < 0 else  # a folder
                                                  f"not a loss log ({res.skipped})"))
@@ -282,14 +349,19 @@ def results(args, *, keep_history: bool, progress: bool):
             client.close()
 
 
-def collect(args, *, progress: bool, keep_history: bool = True) -> tuple[list, list]:
+def collect(args, *, progress: bool, keep_history: bool = True,
+            skipped: list | None = None) -> tuple[list, list]:
     """Read and diagnose every input: (diagnoses, errors), in the order of the inputs
     whatever order they finish in. One bad input never stops the others; files found by
-    walking a folder are named by their path there."""
+    walking a folder are named by their path there. ``skipped``, when given, receives
+    (path, why) for each input found in a folder and skipped, as said on stderr."""
     done = sorted(results(args, keep_history=keep_history, progress=progress),
                   key=lambda r: r.index)
     diagnoses = [d for r in done for d in r.runs]
     errors = [r.error for r in done if r.error is not None]
+    if skipped is not None:
+        skipped += [(r.path, r.skipped if r.index < 0 else f"not a loss log ({r.skipped})")
+                    for r in done if r.skipped]
     for e in errors:
         _err(str(e))
     return diagnoses, errors
@@ -369,7 +441,7 @@ def _check_common(args) -> bool:
 
 
 def analyze_command(args) -> int:
-    from lrdoctor.render import json_document, text_report
+    from lrdoctor.render import json_document, printable, text_report
 
     if not _check_common(args):
         return 2
@@ -392,7 +464,7 @@ def analyze_command(args) -> int:
                                            and not os.environ.get("NO_COLOR"))
         sys.stdout.write(text_report(diagnoses, color=color, sweeps=sweeps))
         for path in figures:
-            print(f"figure written to {path}")
+            print(f"figure written to {printable(path)}")
     return exit_code(args, diagnoses, errors)
 
 
@@ -464,7 +536,8 @@ def report_command(args) -> int:
     if out.suffix.lower() not in (".html", ".htm", ".md"):
         _err(f"-o {args.output}: the report must end in .html or .md")
         return 2
-    diagnoses, errors = collect(args, progress=True)
+    skipped: list = []
+    diagnoses, errors = collect(args, progress=True, skipped=skipped)
     if not diagnoses:
         _err("nothing could be analyzed: no report written")
         return 2
@@ -476,15 +549,17 @@ def report_command(args) -> int:
     sweeps = sweeps_of(args, diagnoses)
     try:
         written = write_report(diagnoses, out, errors=errors, logy=args.logy, sweeps=sweeps,
-                               jobs=args.jobs, progress=bar)
+                               skipped=skipped, jobs=args.jobs, progress=bar)
     except OSError as exc:
         _err(f"{out}: could not write the report ({exc.strerror or exc})")
         return 2
     finally:
         if bar is not None:
             bar.close()
-    print(f"report written to {out}" + (f" (and {len(written) - 1} figure file(s) beside it)"
-                                        if len(written) > 1 else ""))
+    from lrdoctor.render import printable
+
+    print(f"report written to {printable(out)}" + (
+        f" (and {len(written) - 1} figure file(s) beside it)" if len(written) > 1 else ""))
     return exit_code(args, diagnoses, errors)
 
 
@@ -496,6 +571,10 @@ def watch_command(args) -> int:
     from lrdoctor.watch import Watcher, post_webhook, run_alert_command
 
     if not _check_common(args):
+        return 2
+    if "-" in args.paths:
+        _err("watch follows files as they grow; standard input ('-') cannot be followed: "
+             "let training write its log to a file and watch that")
         return 2
     if not args.interval > 0:
         _err(f"--interval must be a positive number of seconds, not {args.interval}")

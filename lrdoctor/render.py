@@ -7,6 +7,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 
 import numpy as np
 
@@ -23,6 +24,46 @@ HEADLINE = {
 _COLOR = {"too_high": "31", "too_low": "33", "ok": "32", "unknown": "90", "range_test": "36"}
 #: every verdict, in the order the summary counts them
 VERDICTS = ("too_high", "too_low", "ok", "unknown", "range_test")
+
+
+#: Characters that are not printed as they are: C0 and C1 controls (terminal escape
+#: sequences, carriage returns), line and paragraph separators, the marks that reorder text
+#: (bidi controls), and lone surrogates (bytes of a file name that were not UTF-8).
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e"
+                          "\u2066-\u2069\ud800-\udfff]")
+_NAMED = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def _escape(m: re.Match) -> str:
+    c = m.group()
+    o = ord(c)
+    if 0xDC80 <= o <= 0xDCFF:  # a byte that was not UTF-8, as Python keeps it
+        return f"\\x{o - 0xDC00:02x}"
+    return _NAMED.get(c) or (f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}")
+
+
+def printable(text) -> str:
+    """A string from a log or a path made safe to print: control characters (an escape
+    sequence, a carriage return) and marks that reorder text shown as ``\\x1b``, ``\\r``,
+    ``\\u202e``; the bytes of a file name that were not UTF-8 as ``\\xff``. Everything else,
+    accented letters and other scripts included, is left as it is."""
+    text = str(text)
+    return _UNPRINTABLE.sub(_escape, text) if _UNPRINTABLE.search(text) else text
+
+
+def _quoted(text) -> str:
+    """``'name'`` as repr() quotes it, with :func:`printable`'s escapes."""
+    text = str(text)
+    safe = printable(text)
+    return repr(text) if safe == text else f"'{safe}'"
+
+
+def json_text(text: str) -> str:
+    """A string for JSON: lone surrogates (the bytes of a file name that were not UTF-8)
+    written as ``\\xff`` text, so the document is valid UTF-8 (controls are escaped by
+    ``json`` itself)."""
+    return _SURROGATES.sub(_escape, text) if _SURROGATES.search(text) else text
 
 
 def _lr(v) -> str:
@@ -83,24 +124,24 @@ def text_report(diagnoses: list, *, color: bool = False, sweeps: list = ()) -> s
     for d in diagnoses:
         n, first, last, other = d.outline()
         head = paint(HEADLINE[d.verdict].upper(), d.verdict)
-        out.append(f"{head}  {d.source}")
+        out.append(f"{head}  {printable(d.source)}")
         span = ""
         if n:
             span = f", steps {first:g}..{last:g}"
-        out.append(f"  run {d.run!r}: {n} points of {d.metric!r}{span}; "
+        out.append(f"  run {_quoted(d.run)}: {n} points of {_quoted(d.metric)}{span}; "
                    f"LR {_run_lr(d)}")
         for f in d.findings:
             where = f"{f.start:g}" if f.start is not None else "?"
             where += "..end" if f.end is None else (f"..{f.end:g}" if f.end != f.start else "")
             out.append(f"  - {f.kind:<16} steps {where:<16} severity {f.severity:.2f}  "
-                       f"{f.message}")
+                       f"{printable(f.message)}")
         if not d.findings and d.verdict == "ok":
             out.append("  - no instability, plateau or slow progress found")
-        out.append(f"  => {advice_line(d)}   [confidence: {d.confidence}]")
+        out.append(f"  => {printable(advice_line(d))}   [confidence: {d.confidence}]")
         for n in d.recommendation.notes + d.notes:
-            out.append(f"     note: {n}")
+            out.append(f"     note: {printable(n)}")
         if other:
-            shown = ", ".join(other[:6])
+            shown = ", ".join(map(printable, other[:6]))
             more = "" if len(other) <= 6 else ", ..."
             out.append(f"     other loss columns: {shown}{more} (choose with --metric)")
         out.append("")
@@ -117,21 +158,22 @@ def text_report(diagnoses: list, *, color: bool = False, sweeps: list = ()) -> s
 
 def sweep_block(sw) -> list[str]:
     """The lines that report one sweep: its estimate, its grid, how it was grouped."""
-    out = [f"SWEEP  {sw.summary()}", f"  grouped: {sw.grouped_by}", f"  basis: {sw.basis}"]
+    out = [f"SWEEP  {printable(sw.summary())}", f"  grouped: {printable(sw.grouped_by)}",
+           f"  basis: {printable(sw.basis)}"]
     grid = sw.grid
     cells = [f"{lr:.2g}: {'diverged' if not math.isfinite(r) else f'{r:.4g}'}"
              for lr, r in zip(grid["lrs"], grid["result"])]
     out.append("  final loss by LR: " + ", ".join(cells))
     if sw.val_best_lr is not None:
         out.append(f"  validation loss's pick: LR {sw.val_best_lr:.2g}")
-    out.extend(f"  note: {n}" for n in sw.notes)
+    out.extend(f"  note: {printable(n)}" for n in sw.notes)
     out.append("")
     return out
 
 
 def summary_table(diagnoses: list, paint=lambda s, v: s) -> str:
     """One line per run: run, LR, verdict, advice (the table a sweep or a folder ends with)."""
-    rows = [(d.run, _run_lr(d), d.verdict, short_advice(d)) for d in diagnoses]
+    rows = [(printable(d.run), _run_lr(d), d.verdict, short_advice(d)) for d in diagnoses]
     w = [max(len(h), *(len(x[i]) for x in rows)) for i, h in
          enumerate(("run", "LR", "verdict", "advice"))]
     w[0] = min(w[0], 48)
@@ -145,10 +187,13 @@ def summary_table(diagnoses: list, paint=lambda s, v: s) -> str:
 
 
 def _clean(o):
+    """Strict JSON: NaN and infinities as null, strings valid UTF-8 (:func:`json_text`)."""
+    if isinstance(o, str):
+        return json_text(o)
     if isinstance(o, float) and not math.isfinite(o):
         return None
     if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
+        return {_clean(k): _clean(v) for k, v in o.items()}
     if isinstance(o, (list, tuple)):
         return [_clean(v) for v in o]
     return o
@@ -169,7 +214,9 @@ def html_summary(d) -> str:
     import base64
     import io
 
-    e = html.escape
+    def e(text):
+        return html.escape(printable(text))
+
     rows = "".join(
         f"<tr><td>{e(f.kind)}</td><td>{e(str(f.start))}</td><td>{e(str(f.end))}</td>"
         f"<td>{f.severity:.2f}</td><td>{e(f.message)}</td></tr>" for f in d.findings)
@@ -213,7 +260,7 @@ def watch_status(d, *, width: int = 120, color: bool = False) -> str:
     steps = d.history.logged_steps
     step = f"{steps[-1]:g}" if len(steps) else "-"
     verdict = HEADLINE[d.verdict]
-    line = f"{d.run[-40:]:<24}  step {step:>8}  loss {_trend(d):<18}  {{v}}  {short_advice(d)}"
+    line = f"{printable(d.run)[-40:]:<24}  step {step:>8}  loss {_trend(d):<18}  {{v}}  {short_advice(d)}"
     plain = line.format(v=verdict)[:width - 1]
     if not color or len(plain) < len(line.format(v=verdict)):
         return plain
@@ -227,7 +274,7 @@ def watch_line(ev: dict, *, color: bool = False) -> str:
     stamp = time.strftime("%H:%M:%S", time.localtime(ev.get("time", time.time())))
     kind = ev["event"]
     if kind in ("note", "error"):
-        return f"{stamp}  {ev['source']}: {kind}: {ev['message']}"
+        return f"{stamp}  {printable(ev['source'])}: {kind}: {printable(ev['message'])}"
     verdict = HEADLINE.get(ev["verdict"], ev["verdict"])
     if color:
         verdict = f"\033[1;{_COLOR.get(ev['verdict'], '0')}m{verdict}\033[0m"
@@ -235,13 +282,14 @@ def watch_line(ev: dict, *, color: bool = False) -> str:
     advice = r["action"] if r["action"] == "keep" else f"{r['action']} {r['factor'][0]:g}-" \
         f"{r['factor'][1]:g}x" + (f" -> {r['suggested_lr']:.2g}" if r["suggested_lr"] is not None
                                  else "")
-    head = f"{stamp}  {ev['run']}"
+    head = f"{stamp}  {printable(ev['run'])}"
     if kind == "finding":
         f = ev["finding"]
-        return f"{head}: new finding {f['kind']} from step {f['start']}: {f['message']}"
+        return (f"{head}: new finding {f['kind']} from step {f['start']}: "
+                f"{printable(f['message'])}")
     if kind == "end":
         return f"{head}: {verdict} at step {ev['last_step']}: {advice}"
     since = f" since step {ev['since_step']}" if ev.get("since_step") is not None else ""
     was = f" (was {HEADLINE.get(ev['previous'], ev['previous'])})" if kind == "verdict" else ""
     what = "watching: " if kind == "start" else ""
-    return f"{head}: {what}{verdict}{since}{was}: {advice}   (rule: {r['rule']})"
+    return f"{head}: {what}{verdict}{since}{was}: {advice}   (rule: {printable(r['rule'])})"

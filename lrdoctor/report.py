@@ -153,16 +153,18 @@ def _span(f) -> str:
     return f"{start}..{'end' if f.end is None else format(f.end, 'g')}"
 
 
-def write_report(diagnoses: list, path, *, errors=(), logy=None, sweeps=(), jobs=None,
-                 executor=None, progress=None) -> list[Path]:
+def write_report(diagnoses: list, path, *, errors=(), logy=None, sweeps=(),
+                 skipped=(), jobs=None, executor=None, progress=None) -> list[Path]:
     """Write the report; the format follows the extension (.html/.htm or .md). Returns the
     files written (the report first). ``sweeps`` (``lrdoctor.sweep.find_sweeps``) get a
-    table of their estimates.
+    table of their estimates; ``errors`` (inputs that could not be read) and ``skipped``
+    ((path, why) of files in a folder that hold no loss) a section of their own.
 
     From ``LARGE`` (50) runs on, the figures are drawn in a process pool (``jobs``
     workers, default one per CPU, or ``executor``: see :func:`lrdoctor.many.map_chunks`),
     small ones for runs without findings; ``progress`` (:class:`lrdoctor.many.Progress`)
     shows each phase."""
+    errors = _left_out(errors, skipped)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     per_run, sweep = _figures(diagnoses, logy, jobs=jobs, executor=executor,
@@ -173,6 +175,14 @@ def write_report(diagnoses: list, path, *, errors=(), logy=None, sweeps=(), jobs
     path.write_text(shown(html_report(diagnoses, per_run, sweep, errors, sweeps)),
                     encoding="utf-8")
     return [path]
+
+
+def _left_out(errors, skipped) -> list[str]:
+    """The lines of the 'Skipped and unreadable inputs' section, as on standard error."""
+    from lrdoctor.render import printable
+
+    return [printable(e) for e in errors] + [
+        printable(f"{p}: skipped, {why}") for p, why in skipped]
 
 
 def _confidence(d) -> str:
@@ -223,7 +233,7 @@ def html_report(diagnoses: list, per_run: list[bytes], sweep: bytes | None, erro
                 for row in _sweep_rows(sweeps)]
         out.append("</tbody></table>")
     if errors:
-        out.append("<h2>Inputs that could not be read</h2><ul>")
+        out.append("<h2>Skipped and unreadable inputs</h2><ul>")
         out += [f'<li class="err">{e(str(x))}</li>' for x in errors]
         out.append("</ul>")
     if sweep is not None:
@@ -295,7 +305,7 @@ def _markdown(diagnoses, path: Path, per_run, sweep, errors, sweeps=()) -> list[
         out += ["| " + " | ".join(m(c) for c in row) + " |" for row in _sweep_rows(sweeps)]
         out.append("")
     if errors:
-        out += ["## Inputs that could not be read", ""] + [f"- {m(str(x))}" for x in errors]
+        out += ["## Skipped and unreadable inputs", ""] + [f"- {m(str(x))}" for x in errors]
         out.append("")
     if sweep is not None:
         out += ["## All runs", "", f"![all runs coloured by learning rate]({save(sweep, 'sweep')})",

@@ -1,0 +1,103 @@
+"""PATH '-' reads the log from standard input (``cat log | lrdoctor analyze -``): any format
+the content tells, named <stdin> in the output."""
+import gzip
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lrdoctor.cli import main
+
+from conftest import SAMPLES
+
+
+def piped(monkeypatch, data: bytes):
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+
+
+def analyze(args, capsys):
+    code = main(["analyze", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def jsonl_log(n=200):
+    return "".join(json.dumps({"step": i, "loss": 2.3 * np.exp(-i / 30) + 0.1, "lr": 1e-3})
+                   + "\n" for i in range(n)).encode()
+
+
+def console_log(n=200):
+    return "".join(f"iter {i}: loss {2.3 * np.exp(-i / 30) + 0.1:.4f}, time 20.1ms\n"
+                   for i in range(n)).encode()
+
+
+@pytest.mark.parametrize("kind", ["csv", "csv.gz", "jsonl", "console"])
+def test_dash_reads_standard_input_as_the_same_file_would_be_read(tmp_path, capsys,
+                                                                  monkeypatch, kind):
+    data = {"csv": (SAMPLES / "nan_lr5.csv").read_bytes(),
+            "csv.gz": gzip.compress((SAMPLES / "nan_lr5.csv").read_bytes()),
+            "jsonl": jsonl_log(), "console": console_log()}[kind]
+    f = tmp_path / f"log.{'txt' if kind == 'console' else kind}"
+    f.write_bytes(data)
+    code, out, err = analyze([str(f), "--format", "json"], capsys)
+    [direct] = json.loads(out)["runs"]
+    piped(monkeypatch, data)
+    code2, out2, err2 = analyze(["-", "--format", "json"], capsys)
+    assert code2 == code == 0 and err2 == ""
+    [got] = json.loads(out2)["runs"]
+    assert got["source"] == "<stdin>" and got["run"] == "<stdin>"
+    for key in ("verdict", "n_points", "metric", "findings", "current_lr"):
+        assert got[key] == direct[key]
+
+
+def test_stdin_among_other_paths_and_in_the_text_report(capsys, monkeypatch):
+    piped(monkeypatch, jsonl_log())
+    code, out, err = analyze([str(SAMPLES / "nan_lr5.csv"), "-"], capsys)
+    assert code == 0
+    assert out.splitlines()[0].startswith("LR TOO HIGH")
+    assert any(ln.endswith("  <stdin>") for ln in out.splitlines())
+    assert "lrdoctor-stdin-" not in out + err  # the temporary copy is never named
+
+
+def test_empty_or_unreadable_stdin_is_one_line_naming_it(capsys, monkeypatch):
+    piped(monkeypatch, b"")
+    code, out, err = analyze(["-", str(SAMPLES / "nan_lr5.csv"), "--format", "json"], capsys)
+    assert code == 2
+    doc = json.loads(out)
+    assert len(doc["runs"]) == 1
+    assert doc["errors"] == [{"source": "<stdin>", "message": doc["errors"][0]["message"]}]
+    assert err == f"lrdoctor: <stdin>: {doc['errors'][0]['message']}\n"
+    assert "empty" in err
+    piped(monkeypatch, b"step,loss\n0,1\n1,abc\n")
+    code, _, err = analyze(["-"], capsys)
+    assert code == 2 and err.startswith("lrdoctor: <stdin>: line 3: ")
+    assert "lrdoctor-stdin-" not in err
+
+
+def test_stdin_that_is_a_terminal_is_refused(capsys, monkeypatch):
+    class Terminal(io.TextIOWrapper):
+        def isatty(self):
+            return True
+
+    monkeypatch.setattr(sys, "stdin", Terminal(io.BytesIO(b"")))
+    code, _, err = analyze(["-"], capsys)
+    assert code == 2 and "standard input is a terminal" in err
+
+
+def test_report_and_watch_with_dash(tmp_path, capsys, monkeypatch):
+    piped(monkeypatch, jsonl_log())
+    out = tmp_path / "r.md"
+    assert main(["report", "-", "-o", str(out)]) == 0
+    assert "&lt;stdin&gt;" in out.read_text()
+    assert main(["watch", "-", "--once"]) == 2
+    assert "cannot be followed" in capsys.readouterr().err
+
+
+def test_a_real_pipe():
+    r = subprocess.run([sys.executable, "-m", "lrdoctor", "analyze", "-"],
+                       input=(SAMPLES / "healthy_lr1e-3.csv").read_bytes(),
+                       capture_output=True)
+    assert r.returncode == 0 and r.stdout.startswith(b"LR LOOKS FINE  <stdin>")
