@@ -84,8 +84,14 @@ def short_advice(d, *, keep_lr: bool = False) -> str:
     if r.action == "keep":
         return "keep" + (f" {_lr(d.current_lr)}" if keep_lr and d.current_lr is not None
                          else "")
-    s = f"{r.action} {r.factor[0]:g}-{r.factor[1]:g}x"
+    s = f"{r.action} {factor_text(r.factor)}"
     return s + (f" -> {r.suggested_lr:.2g}" if r.suggested_lr is not None else "")
+
+
+def factor_text(factor) -> str:
+    """``3-5x`` for the rules' range, ``330x`` for one factor (a move into the range)."""
+    lo, hi = factor[0], factor[-1]
+    return f"{lo:g}x" if lo == hi else f"{lo:g}-{hi:g}x"
 
 
 def _range_advice(d) -> str:
@@ -108,7 +114,7 @@ def advice_line(d) -> str:
     elif r.action == "keep":
         what = "keep" + (f" {_lr(d.current_lr)}" if d.current_lr is not None else "")
     else:
-        what = f"{r.action} {r.factor[0]:g}-{r.factor[1]:g}x"
+        what = f"{r.action} {factor_text(r.factor)}"
         if r.suggested_lr is not None:
             what += f": {_lr(d.current_lr)} -> {_lr(r.suggested_lr)}"
     return f"{what}   (rule: {r.rule})"

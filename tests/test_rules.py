@@ -129,3 +129,10 @@ def test_the_strongest_evidence_decides_the_rule_quoted():
     nan = Finding("nonfinite", 50, None, 1.0, "nan", {})
     boom = Finding("explosion", 5, None, 1.0, "boom", {})
     assert weigh([boom, nan], 500)[1] is nan
+
+
+def test_a_move_into_the_range_is_shown_as_one_factor():
+    d = lrdoctor.diagnose(curves.flat(), lr=1e-6)
+    text = d.summary()
+    assert "raise 1000x: 1e-06 -> 0.001" in text and "1000-1000x" not in text
+    assert "raise 3-5x" in lrdoctor.diagnose(curves.flat(), lr=2e-4).summary()
