@@ -97,3 +97,27 @@ def test_a_json_line_holding_two_values(tmp_path):
     p.write_text("\n".join(rows[:-1] + [rows[-1] + ", 1"]) + "\n")
     [d] = lrdoctor.analyze(p)  # the last line cut or garbled: skipped, said in a note
     assert d.outline()[0] == 29 and any("last line (30)" in n for n in d.notes)
+
+
+def test_a_number_of_more_than_4300_digits_in_json_lines_is_one_line(tmp_path):
+    # json refuses to convert such an integer with a bare ValueError
+    p = tmp_path / "metrics.json"
+    rows = [f'{{"iteration": {i}, "total_loss": {2 - i * 0.01}}}' for i in range(30)]
+    rows[20] = '{"iteration": 20, "total_loss": ' + "9" * 5000 + "}"
+    p.write_text("\n".join(rows) + "\n")
+    with pytest.raises(lrdoctor.LrDoctorError, match="line 21: a number of more than 4,300"):
+        lrdoctor.analyze(p)
+
+
+def test_a_gzip_mlflow_metric_file_with_a_bad_crc_is_one_line(tmp_path):
+    # pyarrow inflated the file itself and raised a bare OSError (zlib: incorrect data check)
+    import gzip
+
+    run = tmp_path / "metrics"
+    run.mkdir()
+    data = bytearray(gzip.compress("".join(
+        f"{1700000000000 + i} {2 - i * 1e-4} {i}\n" for i in range(3000)).encode()))
+    data[-8] ^= 0xFF  # the CRC32 of the content
+    (run / "loss.gz").write_bytes(bytes(data))
+    with pytest.raises(lrdoctor.LrDoctorError, match="gzip stream is truncated or corrupt"):
+        lrdoctor.analyze(run / "loss.gz")

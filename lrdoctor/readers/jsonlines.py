@@ -41,7 +41,7 @@ def parse_lines(path: Path, data: bytes) -> tuple[list[dict], list[str]]:
         records = json.loads("[" + ",".join(ln for _, ln in numbered) + "]")
         if len(records) != len(numbered):  # a line held several values ('{...}, 1')
             raise json.JSONDecodeError("not one value a line", "", 0)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # JSONDecodeError, or an integer of 4,300+ digits
         records = []
         for k, (lineno, ln) in enumerate(numbered):
             try:
@@ -50,7 +50,11 @@ def parse_lines(path: Path, data: bytes) -> tuple[list[dict], list[str]]:
                 raise LrDoctorError(f"line {lineno}: JSON nested too deep to read (a metrics "
                                     "line is one flat object); fix or delete that line",
                                     src) from None
-            except json.JSONDecodeError as exc:
+            except ValueError as exc:
+                if not isinstance(exc, json.JSONDecodeError):
+                    raise LrDoctorError(f"line {lineno}: a number of more than 4,300 "
+                                        "digits, not a metric value; fix or delete that line",
+                                        src) from None
                 if k == len(numbered) - 1 and k > 0:
                     notes.append(f"the last line ({lineno}) is incomplete (a log still being "
                                  "written?) and was skipped")

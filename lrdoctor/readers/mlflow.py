@@ -86,15 +86,22 @@ def metric_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
                             "the metric file is damaged", str(path))
     names = FIELDS[:ncols]
     try:
-        tbl = pacsv.read_csv(
-            path, read_options=pacsv.ReadOptions(column_names=names),
-            parse_options=pacsv.ParseOptions(delimiter=" "),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=names[:3],
-                column_types={"timestamp": pa.float64(), "value": pa.float64(),
-                              "step": pa.float64()}))
+        # as every table is read: a gzip file decompressed within its bounds, a damaged
+        # one one clear line (pyarrow's own inflate would raise a bare OSError)
+        from lrdoctor.readers.delimited import _csv_input
+
+        with _csv_input(path, None) as fh:
+            tbl = pacsv.read_csv(
+                fh, read_options=pacsv.ReadOptions(column_names=names),
+                parse_options=pacsv.ParseOptions(delimiter=" "),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=names[:3],
+                    column_types={"timestamp": pa.float64(), "value": pa.float64(),
+                                  "step": pa.float64()}))
     except pa.ArrowInvalid as exc:
         raise LrDoctorError(_damage(path, ncols, str(exc)), str(path)) from None
+    except (EOFError, OSError) as exc:
+        raise _io.gzip_error(path, exc) from None
     from lrdoctor.readers.delimited import column_values
 
     values, _ = column_values(tbl.column("value"))
