@@ -121,3 +121,11 @@ def test_a_gzip_mlflow_metric_file_with_a_bad_crc_is_one_line(tmp_path):
     (run / "loss.gz").write_bytes(bytes(data))
     with pytest.raises(lrdoctor.LrDoctorError, match="gzip stream is truncated or corrupt"):
         lrdoctor.analyze(run / "loss.gz")
+
+
+def test_a_csv_header_field_past_the_csv_modules_limit_is_one_line(tmp_path):
+    # csv.reader raised _csv.Error: field larger than field limit (131072)
+    p = tmp_path / "run.csv"
+    p.write_text("step,loss," + '"' + "x" * 200_000 + "\n0,2.3,1\n1,2.2,1\n")
+    with pytest.raises(lrdoctor.LrDoctorError, match="line 1: the header cannot be read"):
+        lrdoctor.analyze(p)

@@ -55,7 +55,11 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
         header_line = _header_line(text)
         if len(header_line) >= len(text) - 1 and len(sample) > _io.MAX_LINE_BYTES:
             _raise_long_line(path)
-    header = next(csv.reader(io.StringIO(header_line), delimiter=sep))
+    try:
+        header = next(csv.reader(io.StringIO(header_line), delimiter=sep))
+    except csv.Error as exc:  # a field past the csv module's 128 KiB limit
+        raise LrDoctorError(f"line 1: the header cannot be read ({exc}); it should be one "
+                            "line of column names", src) from None
     wandb_runs = _wandb_chart_runs(header)
     if wandb_runs:
         return _read_wandb_chart(path, sep, header, wandb_runs, step=step, metric=metric,
