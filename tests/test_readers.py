@@ -378,3 +378,39 @@ def test_utf16_text_is_named_with_its_fix_not_called_binary(tmp_path, encoding):
         p.write_bytes(text.encode(encoding))
         with pytest.raises(LrDoctorError, match="UTF-16 text.*iconv -f UTF-16 -t UTF-8"):
             read(p)
+
+
+def test_a_csv_with_a_validation_loss_is_parsed_once(tmp_path, monkeypatch):
+    """The overfitting check reads the validation loss of every log that has one: parsed
+    with the other columns, not by a second parse of the whole file; a small file is
+    opened once."""
+    import builtins
+
+    import pyarrow.csv as pacsv
+
+    from lrdoctor.diagnosis import analyze
+
+    p = write(tmp_path, "v.csv", "step,loss,lr,val_loss\n" + "".join(
+        f"{i},{2 - i / 100},0.001,{'' if i % 10 else 2.1 - i / 120}\n" for i in range(300)))
+    parses, opens = [], []
+    real_read, real_open = pacsv.read_csv, builtins.open
+    monkeypatch.setattr(pacsv, "read_csv", lambda *a, **k: parses.append(1) or
+                        real_read(*a, **k))
+    monkeypatch.setattr(builtins, "open", lambda f, *a, **k: (
+        opens.append(f) if str(f) == str(p) else None) or real_open(f, *a, **k))
+    [d] = analyze(p)
+    assert len(parses) == 1 and len(opens) == 1
+    assert np.isfinite(d.history.val_loss).sum() == 30
+
+
+def test_first_lines_of_a_sample_as_splitlines_gives_them():
+    from lrdoctor.readers.delimited import _first_rows, _header_line
+
+    texts = ["", "\n", "a", "a\n", "\n\n\ufeff\r\nh,l\r\n1,2\r\n3,4", "h\n1\n2\n3", "h\n1\n2\n3\n",
+             "h\r1\r2\r3\r", "h\x0c1\n2\x1c3\n4\n5", "\ufeff\n\nstep,loss\n" + "1,2\n" * 500,
+             "h\n" + "\n".join(str(i) for i in range(300)) + "\n9"]
+    for text in texts:
+        assert _header_line(text) == next(
+            (ln for ln in text.lstrip("\ufeff").splitlines() if ln), "")
+        for rows in (0, 1, 2, 3, 200):
+            assert _first_rows(text, rows) == text.splitlines()[1:-1][:rows], (text, rows)

@@ -25,3 +25,23 @@ def test_empty_folder_says_what_it_looked_for(tmp_path, capsys):
     assert main(["analyze", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "TensorBoard event files" in err and "MLflow" in err
+
+
+def test_the_names_a_walk_gives_are_name_by_paths(tmp_path):
+    """The walk names plain log files from its own listing: the same names as
+    name_by_path, for every kind of place and file name."""
+    from pathlib import Path
+
+    from lrdoctor.readers import name_by_path, walk
+
+    for rel in ("a.csv", "metrics.csv", "x/y/seed1.csv.gz", "x/log.txt", "x/train.log",
+                "x/y/history.jsonl", "offline-run-1-abc/run-abc.wandb", "b/c/trainer_state.json",
+                "results.csv", "z/.hidden.csv", "z/a-b.tsv", "z/a b/metrics.json"):
+        f = tmp_path / rel
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("step,loss\n0,1.0\n")
+    for root in (tmp_path, tmp_path / "x"):
+        named: dict = {}
+        found = walk(root, None, named)
+        assert sorted(named) == sorted(found) and len(found) >= 3
+        assert named == {f: name_by_path(Path(f), root) for f in found}

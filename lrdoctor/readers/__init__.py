@@ -45,11 +45,13 @@ FORMATS = {
 }
 
 
-def sniff(path: Path) -> str:
-    """The format name of a file: from its content first, its name second."""
+def sniff(path: Path, sample: bytes | None = None) -> str:
+    """The format name of a file: from its content first, its name second (``sample``: its
+    first 64 KiB of content when already read)."""
     from lrdoctor.readers import _io
 
-    sample = _io.head(path, 1 << 16)
+    if sample is None:
+        sample = _io.head(path, 1 << 16)
     if _looks_like_tfrecord(sample) or (path.is_file() and _tb_name(path)):
         return "tensorboard"
     if sample.startswith(b":W&B"):
@@ -149,20 +151,28 @@ def read(path: str | Path, *, format: str | None = None, step: str | None = None
             return mlflow.read(p, step=step, metric=metric, lr_column=lr_column)
         raise LrDoctorError("is a directory; lrdoctor.read takes one file or one run folder "
                             "(lrdoctor.analyze and the CLI take any directory)", str(path))
-    from lrdoctor.readers import _io
+    from lrdoctor.readers import _io, mlflow_db
 
-    _io.check_regular(p)  # permission denied, a FIFO or a device: said before any read
-    if p.stat().st_size == 0:
+    # one open: permission denied, a FIFO or a device said before any read; a small plain
+    # file read whole (the CSV parser takes it from memory), a larger one's head
+    peeked = _io.peek(p)
+    if peeked.size == 0:
         raise LrDoctorError("the file is empty; it needs a header line and rows of losses",
                             str(path))
-    fmt = format or ("text" if pattern is not None else sniff(p))
+    if format is None and peeked.sample[:16] == mlflow_db.MAGIC:
+        return mlflow_db.read(path, step=step, metric=metric, lr_column=lr_column,
+                              experiment=experiment, run=run)  # says if it is not MLflow's
+    fmt = format or ("text" if pattern is not None else sniff(p, peeked.sample))
     if fmt == "text":
         from lrdoctor.readers import text
 
         return text.read(p, step=step, metric=metric, lr_column=lr_column, pattern=pattern)
     if fmt in ("csv", "tsv"):
-        from lrdoctor.readers import delimited as mod
-    elif fmt == "jsonl":
+        from lrdoctor.readers import delimited
+
+        return delimited.read(p, step=step, metric=metric, lr_column=lr_column,
+                              peeked=peeked)
+    if fmt == "jsonl":
         from lrdoctor.readers import jsonlines as mod
     elif fmt == "hf_trainer":
         from lrdoctor.readers import hf_trainer as mod
@@ -183,17 +193,15 @@ def is_tracker(target: str | Path) -> bool:
 
 
 def _tracker(path, format):
-    """The MLflow tracking reader for a server URL, a ``sqlite:///`` URI or a SQLite file."""
-    from lrdoctor.readers import _io, mlflow_db, mlflow_server
+    """The MLflow tracking reader for a server URL or a ``sqlite:///`` URI."""
+    from lrdoctor.readers import mlflow_db, mlflow_server
 
     s = str(path)
     if format == "mlflow_server" or (format is None and mlflow_server.is_server_url(s)):
         return mlflow_server
     if format == "mlflow_db" or mlflow_db.db_path(s) is not None:
         return mlflow_db
-    if format is None and Path(s).is_file() and _io.head(Path(s), 16) == mlflow_db.MAGIC:
-        return mlflow_db  # its error says when the database is not MLflow's
-    return None
+    return None  # a file that is a SQLite database: known by its head in read()
 
 
 def expand(inputs: list[str], found_in_dirs: dict | set | None = None,
@@ -216,7 +224,8 @@ def expand(inputs: list[str], found_in_dirs: dict | set | None = None,
             files.append(item)
         elif p.is_dir():
             unreadable: list = []
-            found = walk(p, unreadable)
+            named: dict = {}
+            found = walk(p, unreadable, named)
             if skipped is not None:
                 skipped.extend((d, UNREADABLE_DIR) for d in unreadable if d != str(p))
             if str(p) in unreadable:
@@ -230,7 +239,8 @@ def expand(inputs: list[str], found_in_dirs: dict | set | None = None,
                     f"MLflow runs and files ending in {', '.join(LOG_SUFFIXES)})", item))
             files.extend(found)
             if isinstance(found_in_dirs, dict):
-                found_in_dirs.update({f: name_by_path(Path(f), p) for f in found})
+                found_in_dirs.update({f: named[f] if f in named else name_by_path(Path(f), p)
+                                      for f in found})
             elif found_in_dirs is not None:
                 found_in_dirs.update(found)
         elif p.exists():
@@ -269,49 +279,68 @@ def _glob(pattern: str) -> list[str]:
     return out
 
 
-def walk(root: Path, unreadable: list | None = None) -> list[str]:
+def walk(root: Path, unreadable: list | None = None, named: dict | None = None) -> list[str]:
     """Every run under ``root``: log files by their ending, each folder of TensorBoard event
     files as one run, each MLflow run folder (``meta.yaml`` beside ``metrics/``) as one run.
 
     A symbolic link to a folder is not followed (so no link can make the walk endless); a
-    folder that cannot be listed is added to ``unreadable`` when it is given."""
+    folder that cannot be listed is added to ``unreadable`` when it is given. ``named``,
+    when given, receives the run name (:func:`name_by_path`) of each plain log file found,
+    worked out from the walk's own listing (no path object, no stat per file)."""
     import os
 
-    from lrdoctor.readers.tensorboard import is_event_file
+    from lrdoctor.readers.tensorboard import EVENT_FILE
 
     def failed(exc: OSError) -> None:
         if unreadable is not None and exc.filename is not None:
             unreadable.append(os.fsdecode(exc.filename))
 
+    # each file once, as strings: a folder's path and its place under root are worked out
+    # once per folder; ordered as sorted Path objects are (by their parts)
+    listed = []
+    for d, _, names in os.walk(root, onerror=failed):
+        dp = Path(d)
+        folder, parts = str(dp), dp.parts
+        rel = dp.relative_to(root).parts
+        for name in names:
+            listed.append((parts + (name,), folder, name, rel))
+    listed.sort(key=lambda e: e[0])
     out: list[str] = []
+    events: set[str] = set()
     tb_dirs: dict[Path, int] = {}
     mlflow_runs: set[Path] = set()
-    paths = [Path(d, name) for d, _, names in os.walk(root, onerror=failed)
-             for name in names]
-    for f in sorted(paths):
-        if not f.is_file():
+    for _, folder, name, rel in listed:
+        fs = name if folder == "." else os.path.join(folder, name)
+        if not os.path.isfile(fs):
             continue
-        if any(parent in mlflow_runs for parent in f.parents):
+        if mlflow_runs and any(parent in mlflow_runs for parent in Path(fs).parents):
             continue
-        if f.name == "meta.yaml" and (f.parent / "metrics").is_dir():
-            mlflow_runs.add(f.parent)
-            out.append(str(f.parent))
-        elif not f.suffix and "metrics" in f.relative_to(root).parts[:-1]:
+        dot = name.rfind(".")
+        if name == "meta.yaml" and os.path.isdir(os.path.join(folder, "metrics")):
+            mlflow_runs.add(Path(folder))
+            out.append(str(Path(folder)))
+        elif not 0 < dot < len(name) - 1 and "metrics" in rel:
             # a run copied without its meta.yaml: <run>/metrics/<key> files
             from lrdoctor.readers.mlflow import is_run_folder, run_of_metric_file
 
-            run = run_of_metric_file(f)
+            run = run_of_metric_file(Path(fs))
             if run and run[0] not in mlflow_runs and is_run_folder(run[0]):
                 mlflow_runs.add(run[0])
                 out.append(str(run[0]))
-        elif is_event_file(f):
-            tb_dirs[f.parent] = tb_dirs.get(f.parent, 0) + 1
-            if tb_dirs[f.parent] == 1:
-                out.append(str(f))
-        elif f.name.lower().endswith(LOG_SUFFIXES):
-            out.append(str(f))
-        elif f.suffix == ".db" and _mlflow_db(f):
-            out.append(str(f))
+        elif EVENT_FILE.search(name):
+            parent = Path(folder)
+            tb_dirs[parent] = tb_dirs.get(parent, 0) + 1
+            if tb_dirs[parent] == 1:
+                out.append(fs)
+                events.add(fs)
+        elif name.lower().endswith(LOG_SUFFIXES):
+            out.append(fs)
+            if named is not None:
+                named[fs] = _file_run_name(name, "/".join(rel), root)
+        elif name[dot:] == ".db" and 0 < dot and _mlflow_db(Path(fs)):
+            out.append(fs)
+            if named is not None:
+                named[fs] = _file_run_name(name, "/".join(rel), root)
     # a folder with several event files (a resumed run) is read as one run; so is a run
     # folder laid out as Keras writes it (train/ and validation/ subfolders)
     from lrdoctor.readers.tensorboard import VALIDATION_DIRS, split_run
@@ -320,17 +349,32 @@ def walk(root: Path, unreadable: list | None = None) -> list[str]:
     paired = {d.parent for d in tb_dirs if d.name == "train" and split_run(d.parent)}
 
     def unit(o: str) -> str:
-        p = Path(o)
-        if not is_event_file(p):
+        if o not in events:
             return o
+        p = Path(o)
         if p.parent.parent in paired and p.parent.name in ("train", *VALIDATION_DIRS):
             return str(p.parent.parent)
         return str(p.parent) if p.parent in several else o
 
     out = [unit(o) for o in out]
+    if not mlflow_runs:
+        return list(dict.fromkeys(out))
     # drop files found inside an MLflow run folder before the folder itself was seen
     return [o for o in dict.fromkeys(out)
             if not any(str(Path(o)).startswith(str(m) + "/") for m in mlflow_runs)]
+
+
+def _file_run_name(name: str, parent: str, root: Path) -> str:
+    """:func:`name_by_path` of a log file (not an event file) named ``name`` in the folder
+    ``parent`` under ``root`` ("" for root itself)."""
+    stem = name
+    for suffix in (".gz", ".csv", ".tsv", ".jsonl", ".json", ".txt", ".log", ".wandb", ".db"):
+        stem = stem.removesuffix(suffix)
+    if name.endswith(".wandb"):
+        stem = ""  # run-<id>.wandb: its folder (offline-run-<date>-<id>) names it
+    if stem.lower() in GENERIC_NAMES or not stem:
+        return parent or root.name
+    return f"{parent}/{stem}" if parent else stem
 
 
 #: File names that say nothing about the run: the folder names it instead.

@@ -198,6 +198,44 @@ def head(path: Path, nbytes: int = 1 << 16) -> bytes:
             raise LrDoctorError(f"cannot be read ({exc.strerror or exc})", str(path)) from None
 
 
+#: A plain file up to this size is read whole by the one open that sniffs it; the parser
+#: then reads it from memory (one open per small log instead of four).
+WHOLE = 1 << 20
+
+
+class Peek:
+    """What the first open of a log gives: ``sample``, its first bytes of content
+    (decompressed when gzip, as :func:`head` gives them); ``data``, all of a plain file of
+    up to ``WHOLE`` bytes (else None); ``gzip``; ``size``, the file's size on disk."""
+
+    __slots__ = ("sample", "data", "gzip", "size")
+
+    def __init__(self, sample: bytes, data: bytes | None, gzip: bool, size: int):
+        self.sample, self.data, self.gzip, self.size = sample, data, gzip, size
+
+
+def peek(path: Path, nbytes: int = 1 << 16) -> Peek:
+    """Stat, open and read the log once: a small plain file whole, else its head (a gzip
+    file's head through :func:`head`). Same errors as :func:`head`."""
+    with _opened(path) as raw:
+        try:
+            size = os.fstat(raw.fileno()).st_size
+            data = raw.read(size + 1 if size <= WHOLE else nbytes)
+        except OSError as exc:
+            raise LrDoctorError(f"cannot be read ({exc.strerror or exc})", str(path)) from None
+    if data[:2] == GZIP_MAGIC:
+        return Peek(head(path, nbytes), None, True, size)
+    whole = data if size <= WHOLE and len(data) <= size else None  # not while it grows
+    return Peek(data[:nbytes] if len(data) > nbytes else data, whole, False, size)
+
+
+def check_lines(data: bytes, path: Path, limit: int | None = None) -> None:
+    """The line-length cap over content already in memory."""
+    limit = MAX_LINE_BYTES if limit is None else limit
+    if len(data) > limit:
+        LineScan(path, limit).feed(data, last=True)
+
+
 def read_bytes(path: Path) -> bytes:
     """The whole content, decompressed (within the bounds) when gzip."""
     return head(path, -1)

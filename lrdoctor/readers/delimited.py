@@ -22,8 +22,18 @@ from lrdoctor.readers._table import Selection, build
 
 
 def _header_line(text: str) -> str:
-    """The first non-empty line (pyarrow skips empty lines before the header too)."""
-    return next((line for line in text.lstrip("\ufeff").splitlines() if line), "")
+    """The first non-empty line (pyarrow skips empty lines before the header too), as
+    ``splitlines`` gives it; only the lines up to it are split, not the whole sample."""
+    text, start = text.lstrip("\ufeff"), 0
+    while True:
+        nl = text.find("\n", start)
+        end = len(text) if nl < 0 else nl + 1
+        line = next((line for line in text[start:end].splitlines() if line), None)
+        if line is not None:
+            return line
+        if nl < 0:
+            return ""
+        start = end
 
 
 def sniff_delimiter(sample: str, path: Path) -> str:
@@ -35,12 +45,16 @@ def sniff_delimiter(sample: str, path: Path) -> str:
     return best if counts[best] else ","
 
 
-def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]:
+def read(path: Path, *, step=None, metric=None, lr_column=None,
+         peeked: _io.Peek | None = None) -> list[History]:
+    """``peeked``: what :func:`lrdoctor.readers._io.peek` read of the file already (a
+    small plain file is then parsed from memory, never opened again)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
     src = str(path)
-    sample = _io.head(path)
+    peeked = peeked or _io.peek(path)
+    sample, data = peeked.sample, peeked.data
     _io.check_text(path, sample)
     text = sample.decode("utf-8", errors="replace")
     if not text.lstrip("\ufeff").strip():
@@ -78,15 +92,21 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
             if wide is not None:
                 return wide
         raise
-    with _io.open_log(path, _io.MAX_LINE_BYTES):
-        pass  # a plain file's lines are checked now (a gzip file's as it is parsed)
+    if data is not None:  # a plain file's lines are checked now (a gzip file's as parsed)
+        _io.check_lines(data, path, _io.MAX_LINE_BYTES)
+    elif not peeked.gzip:
+        with _io.open_log(path, _io.MAX_LINE_BYTES):
+            pass
     wanted = sel.numeric()
-    # Detection needs the step, the loss and the LR; the validation loss and the epoch are
-    # parsed on first access (a plot, the frame), which keeps a 1e7-row read lean. A file
-    # split by a run column needs them now, row-aligned with the split.
-    later = [] if sel.run else [c for c in (sel.val, sel.epoch)
-                                if c is not None and c not in (sel.step, sel.loss, sel.lr,
-                                                               *sel.parts)]
+    # Detection needs the step, the loss, the LR and the validation loss (the overfitting
+    # check reads it whenever the log has one: parsed later it cost a second parse of the
+    # whole file); the epoch is parsed on first access (the frame), which keeps a 1e7-row
+    # read lean. A file split by a run column needs it now, row-aligned with the split.
+    # A validation column with a cell that is not a number is parsed on first access too,
+    # so the training loss is still read (the error comes when the column is looked at).
+    core = (sel.step, sel.loss, sel.lr, *sel.parts)
+    later = [] if sel.run else [c for c in (sel.epoch,) if c is not None and c not in core]
+    deferrable = None if sel.run or sel.val in core else sel.val
     now = [c for c in wanted if c not in later]
     types = {c: pa.float64() for c in now}
     if sel.step is not None and _integral_cells(text, sep, header, sel.step):
@@ -102,12 +122,12 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
         return "skip"
 
     nulls = [""]
-    if _NULL_CELL.search(text):  # None/NULL/null cells in the head: missing values
+    if _maybe_null(sample) and _NULL_CELL.search(text):  # None/NULL/null cells in the head
         nulls = [""] + NULL_WORDS
 
     def parse(include, types):
         short_rows.clear()
-        with _undecodable_rows_quiet(), _csv_input(path) as source:
+        with _undecodable_rows_quiet(), _csv_input(path, data) as source:
             return pacsv.read_csv(
                 source,
                 read_options=pacsv.ReadOptions(block_size=_io.MAX_LINE_BYTES * 4),
@@ -131,6 +151,11 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
                     nulls = [""] + NULL_WORDS  # None/NULL/null further down
                 elif bad[0] == sel.step and types.get(sel.step) == pa.int64():
                     types[sel.step] = pa.float64()  # a fractional step further down
+                elif bad[0] == deferrable and deferrable in include:
+                    later.append(deferrable)  # named when the column is looked at
+                    now.remove(deferrable)
+                    include.remove(deferrable)
+                    types.pop(deferrable)
                 else:
                     raise
     except pa.ArrowInvalid as exc:
@@ -144,7 +169,8 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
         notes.extend(_null_note(path, sep, wanted))
     if short_rows:
         row_text = short_rows[0]
-        last_line = _io.last_line_unterminated(path)
+        last_line = _io.last_line_unterminated(path) if data is None else \
+            _last_line_unterminated(data)
         if len(short_rows) == 1 and last_line is not None and row_text == last_line:
             notes.append(f"the last line ({row_text[:40]!r}) is incomplete (a log still "
                          f"being written?) and was left out")
@@ -152,6 +178,9 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
             _raise_ragged_line(path, sep, header)
     if table.num_rows == 0:
         raise LrDoctorError("header only, no rows of losses yet", src)
+    # a column parsed on first access reads the file again: the History keeps no copy of
+    # its content (a report holds a thousand Histories)
+    data = None  # parse() sees the change
 
     runs = None
     if sel.run:
@@ -180,6 +209,20 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
     return build(sel, get, runs, path=src, notes=notes)
 
 
+def _maybe_null(sample: bytes) -> bool:
+    """Whether the head may hold a None/NULL/null cell (a byte search, so the regex below
+    runs only on the few logs that hold the words)."""
+    low = sample.lower()
+    return b"null" in low or b"none" in low
+
+
+def _last_line_unterminated(data: bytes) -> str | None:
+    """:func:`lrdoctor.readers._io.last_line_unterminated` of content in memory."""
+    if not data or data.endswith(b"\n"):
+        return None
+    return data.rsplit(b"\n", 1)[-1].decode("utf-8", errors="replace").rstrip("\r")
+
+
 #: Cells that say "no value" as databases and pandas write it (any case): missing values,
 #: counted in a note. pyarrow matches null values exactly, so every spelling is listed.
 NULL_WORDS = sorted({"".join(c.upper() if k >> i & 1 else c for i, c in enumerate(w))
@@ -188,13 +231,16 @@ _NULL_CELL = re.compile(r"(?im)(?:^|[,;\t])[ \t]*(?:none|null)[ \t]*(?=[,;\t\r]|
 
 
 @contextlib.contextmanager
-def _csv_input(path: Path):
-    """What pyarrow reads: the plain file (natively), or a gzip file's content through
+def _csv_input(path: Path, data: bytes | None = None):
+    """What pyarrow reads: ``data`` (a small file's content, already read) from memory,
+    the plain file (natively), or a gzip file's content through
     :class:`lrdoctor.readers._io.Bounded` (a bomb stops at the bounds, long lines are
     refused as they arrive). pyarrow never picks a decompressor from the file's name."""
     import pyarrow as pa
 
-    if _io.is_gzip(path):
+    if data is not None:
+        yield pa.BufferReader(data)
+    elif _io.is_gzip(path):
         with _io.open_log(path, _io.MAX_LINE_BYTES) as fh:
             fh.quiet = True  # a bound reached ends the stream; said once pyarrow is done
             try:
@@ -562,7 +608,7 @@ def _integral_cells(text: str, sep: str, header: list[str], name: str,
         k = header.index(name)
     except ValueError:
         return False
-    lines = text.splitlines()[1:-1][:rows]  # past the header; the sample may cut its last
+    lines = _first_rows(text, rows)
     try:
         parsed = list(csv.reader(lines, delimiter=sep))
     except csv.Error:  # damage in the sample: the float parse will find and name it
@@ -572,6 +618,19 @@ def _integral_cells(text: str, sep: str, header: list[str], name: str,
 
 
 _INT = re.compile(r"[+-]?[0-9]+")
+
+
+def _first_rows(text: str, rows: int) -> list[str]:
+    """``text.splitlines()[1:-1][:rows]`` (past the header line; the sample may cut its
+    last line), splitting only the first lines of the text, not all of it."""
+    cut = -1
+    for _ in range(rows + 2):
+        cut = text.find("\n", cut + 1)
+        if cut < 0:
+            return text.splitlines()[1:-1][:rows]
+    if cut == len(text) - 1:  # the text ends there: its last line is the sample's last
+        return text.splitlines()[1:-1][:rows]
+    return text[:cut + 1].splitlines()[1:][:rows]
 
 
 def _is_number(cell: str) -> bool:
