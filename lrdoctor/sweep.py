@@ -32,6 +32,8 @@ the same folder (or the same multi-run file), on the same metric, and at two LRs
 """
 from __future__ import annotations
 
+import functools
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -128,15 +130,26 @@ def run_lr(d) -> float | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)
+def _stripped(s: str) -> str:
+    """``s`` with its LR, seed and run-number tokens replaced by tags (a folder or metric
+    name is shared by many runs: worked out once)."""
+    for rx, tag in ((_LR_TOKEN, "{lr}"), (_SEED_TOKEN, "{seed}"), (_RUN_TOKEN, "{run}")):
+        s = rx.sub(tag, s)
+    return s
+
+
+@functools.lru_cache(maxsize=4096)
+def _folder(src: str) -> str:
+    """``str(Path(path).parent)`` for the folder part ``os.path.dirname(path)``."""
+    return str(Path(src))
+
+
 def group_key(d) -> tuple:
     """What must be equal for two runs to be one sweep (see the module notes)."""
     src = d.source.split("::")[0]
-    where = src if "::" in d.source else str(Path(src).parent)
-
-    def strip(s):
-        for rx, tag in ((_LR_TOKEN, "{lr}"), (_SEED_TOKEN, "{seed}"), (_RUN_TOKEN, "{run}")):
-            s = rx.sub(tag, s)
-        return s
+    where = src if "::" in d.source else _folder(os.path.dirname(src))
+    strip = _stripped
 
     params = getattr(d, "params", None)
     if params:
@@ -149,7 +162,7 @@ def group_key(d) -> tuple:
                          if C.find([k], C.LR) is None and C.normalize(k) not in NOT_HPARAMS)
         return strip(d.metric), f"{src}::{exp}", same
     # a wide file names each run's column by its LR: the metric is the run's name there
-    return strip(d.metric), strip(where), strip(d.run)
+    return strip(d.metric), strip(where), _stripped.__wrapped__(d.run)
 
 
 def find_sweeps(diagnoses: list, *, explicit: bool = False, tolerance: float = 0.05
@@ -222,9 +235,9 @@ def estimate(members: list, *, grouped_by: str, tolerance: float = 0.05) -> Swee
     val = np.array([_val_result(d) for d in members])
     key = np.round(np.log10(lr), 3)
     grid, inverse = np.unique(key, return_inverse=True)
-    lrs = np.array([np.median(lr[inverse == k]) for k in range(len(grid))])
+    lrs = _medians(lr, inverse, len(grid))
     per = [res[inverse == k] for k in range(len(grid))]
-    med = np.array([np.median(p) for p in per])
+    med = _medians(res, inverse, len(grid))
     seeds = int(max(len(p) for p in per))
     over = f"median over up to {seeds} seeds, " if seeds > 1 else ""
     basis = (f"final training loss (mean of the last {TAIL:.0%} of points; a diverged run "
@@ -259,8 +272,10 @@ def estimate(members: list, *, grouped_by: str, tolerance: float = 0.05) -> Swee
         notes.append(f"the best is the smallest LR tried ({lrs[0]:.2g}): try 3x and 10x less "
                      f"({lrs[0] / 3:.2g}, {lrs[0] / 10:.2g})")
     val_best = None
-    vmed = np.array([np.nanmedian(val[inverse == k]) if np.isfinite(val[inverse == k]).any()
-                     else np.nan for k in range(len(grid))])
+    has_val = np.bincount(inverse[np.isfinite(val)], minlength=len(grid)) > 0
+    seen = ~np.isnan(val)
+    vmed = np.where(has_val, _medians(val[seen], inverse[seen], len(grid)), np.nan) \
+        if has_val.any() else np.full(len(grid), np.nan)
     if np.isfinite(vmed).sum() >= 2:
         val_best = float(lrs[int(np.nanargmin(vmed))])
         if abs(np.log10(val_best / lrs[b])) > 0.25:
@@ -270,6 +285,25 @@ def estimate(members: list, *, grouped_by: str, tolerance: float = 0.05) -> Swee
     rng = (min(float(lrs[lo]), best), max(float(lrs[hi]), best))
     return Sweep(members, best, rng, basis, edge, grouped_by,
                  val_best_lr=val_best, notes=notes, grid=grid_info)
+
+
+def _medians(values: np.ndarray, group: np.ndarray, n: int) -> np.ndarray:
+    """``np.median(values[group == k])`` for each k < n, in one sort (equal to it: the
+    middle value, or the mean of the two middle ones; NaN for a group holding a NaN, or
+    for an empty one)."""
+    values = np.asarray(values, dtype=np.float64)
+    order = np.lexsort((values, group))
+    v, counts = values[order], np.bincount(group, minlength=n)
+    starts = np.r_[0, np.cumsum(counts)[:-1]]
+    lo, hi = starts + (counts - 1) // 2, starts + counts // 2
+    out = np.full(n, np.nan)
+    full = counts > 0
+    a, b = v[lo[full]], v[hi[full]]
+    with np.errstate(invalid="ignore", over="ignore"):
+        out[full] = np.where(lo[full] == hi[full], a, (a + b) / 2)
+    nan = np.bincount(group[np.isnan(values)], minlength=n) > 0
+    out[nan] = np.nan
+    return out
 
 
 def _between_grid_points(grid: np.ndarray, med: np.ndarray, b: int) -> float | None:
@@ -310,6 +344,7 @@ def judge(sweep: Sweep, band: float = BAND) -> None:
     """Each run's verdict and suggested LR from the sweep's estimate (in place)."""
     from lrdoctor.rules import RAISE, LOWER
 
+    summary = sweep.summary()
     for d in sweep.runs:
         own = f"{d.verdict} ({d.recommendation.rule})"
         lr = run_lr(d)
@@ -350,7 +385,7 @@ def judge(sweep: Sweep, band: float = BAND) -> None:
                 and verdict != "too_high":
             continue  # its own loss went non-finite: that needs no comparison
         d.sweep = sweep
-        rule = f"sweep: {why}; {sweep.summary()}"
+        rule = f"sweep: {why}; {summary}"
         notes = [f"this verdict comes from the sweep of {len(sweep.runs)} runs; the run's "
                  f"own curve says {own}"] + list(sweep.notes)
         d.verdict = verdict

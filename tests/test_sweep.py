@@ -200,3 +200,17 @@ def test_real_wide_sweep_is_judged_as_one(shared):
     [sw] = find_sweeps(ds)
     assert sw.best_lr == pytest.approx(0.005) and sw.edge == "low"
     assert [d.recommendation.action for d in ds] == ["keep", "keep", "lower", "lower"]
+
+
+def test_grouped_medians_are_numpys_medians():
+    from lrdoctor.sweep import _medians
+
+    rng = np.random.default_rng(5)
+    for t in range(500):
+        n, m = int(rng.integers(1, 9)), int(rng.integers(1, 30))
+        g = rng.integers(0, n, m)
+        v = rng.choice([1.0, 2.5, np.inf, -np.inf, np.nan, 3e-7, 1.7e308], m) if t % 2 \
+            else rng.standard_normal(m)
+        with np.errstate(all="ignore"):
+            want = [np.median(v[g == k]) if (g == k).any() else np.nan for k in range(n)]
+        assert np.array_equal(_medians(v, g, n), want, equal_nan=True), (v, g)
