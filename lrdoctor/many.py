@@ -224,36 +224,148 @@ def _start_method():
 
 
 def map_chunks(fn, items: list, *, executor=None, jobs: int = 1, size: int = 1,
-               args: tuple = ()) -> Iterator[tuple[int, object]]:
+               args: tuple = (), dead=None) -> Iterator[tuple[int, object]]:
     """``fn(chunk, *args)`` for each chunk of ``size`` items, in a process pool of ``jobs``
     workers (or on ``executor``): yields ``(start, result)`` as the chunks finish, where
     ``start`` is the chunk's first index in ``items``; an exception a chunk raised (its
     worker died, say) is the result. ``jobs`` 1 without an executor: in this process, in
-    order."""
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    order.
+
+    ``dead(item, exc)``, when given, makes a worker that dies cost only the item it died
+    on (in the pool of its own, not on ``executor``): the pool is started again, the chunks
+    that had not begun are run again whole, the ones in work when it died one at a time in
+    a pool of one worker, halved each time they kill it, down to the one item that does,
+    whose place in its chunk's result is ``dead(item, exc)``. ``fn`` must then return one
+    result per item, in order."""
+    from concurrent.futures import as_completed
 
     starts = range(0, len(items), max(1, size))
     if executor is None and jobs <= 1:
         for i in starts:
             yield i, fn(items[i:i + size], *args)
         return
-    own = executor is None
-    if own:
-        executor = ProcessPoolExecutor(max_workers=min(jobs, len(starts)),
-                                       mp_context=_start_method())
-    try:
-        futures = {executor.submit(fn, items[i:i + size], *args): i for i in starts}
-        for fut in as_completed(futures):
-            try:
-                got = fut.result()
-            except (MemoryError, KeyboardInterrupt):
-                raise
-            except Exception as exc:  # the worker died (killed, out of memory) or was lost
-                got = exc
-            yield futures[fut], got
-    finally:
-        if own:
-            executor.shutdown(wait=True, cancel_futures=True)
+    if executor is None:
+        yield from _own_pool(fn, items, [(i, len(items[i:i + size])) for i in starts],
+                             jobs, args, dead)
+        return
+    futures = {executor.submit(fn, items[i:i + size], *args): i for i in starts}
+    for fut in as_completed(futures):
+        try:
+            got = fut.result()
+        except (MemoryError, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # the worker died (killed, out of memory) or was lost
+            got = exc
+        yield futures[fut], got
+
+
+#: In a pool worker: the state of each task of its pool (0 waiting, 1 begun, 2 done).
+_TASKS = None
+
+
+def _worker_start(tasks) -> None:
+    """A worker of :func:`map_chunks`' own pool: the task states it marks, and pyarrow on
+    one thread (the pool already has a worker per CPU; pyarrow's own threads in each would
+    only contend for them: 0.30 -> 0.21 ms of CPU per 2,000-row CSV)."""
+    global _TASKS
+    _TASKS = tasks
+    import sys
+
+    if "pyarrow" in sys.modules:  # forked from a process that had imported it
+        sys.modules["pyarrow"].set_cpu_count(1)
+        sys.modules["pyarrow"].set_io_thread_count(1)
+    else:  # read by pyarrow when it is imported (a worker drawing figures never does)
+        os.environ["OMP_NUM_THREADS"] = os.environ["ARROW_IO_THREADS"] = "1"
+
+
+def _marked(k: int, fn, chunk, args):
+    """``fn(chunk, *args)`` as task ``k``: begun and done marked for the pool's owner."""
+    _TASKS[k] = 1
+    out = fn(chunk, *args)
+    _TASKS[k] = 2
+    return out
+
+
+def _own_pool(fn, items: list, pieces: list, jobs: int, args: tuple, dead):
+    """:func:`map_chunks` in a process pool of its own (see there for ``dead``)."""
+    import multiprocessing as mp
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
+
+    from bisect import bisect_right
+
+    ctx = _start_method() or mp.get_context()
+    firsts = [i for i, _ in pieces]
+    whole = dict(pieces)  # each chunk's size, by its start
+    parts: dict = {}  # a chunk whose pieces come back apart: [results so far, items left]
+
+    def answer(start: int, n: int, got):
+        """The (start, result) of a whole chunk once every piece of it is back."""
+        chunk = firsts[bisect_right(firsts, start) - 1]
+        if chunk == start and n == whole[chunk]:
+            return chunk, got
+        if isinstance(got, Exception):
+            got = [got] * n
+        slot = parts.setdefault(chunk, [[None] * whole[chunk], whole[chunk]])
+        slot[0][start - chunk:start - chunk + n] = got
+        slot[1] -= n
+        return (chunk, parts.pop(chunk)[0]) if slot[1] == 0 else None
+
+    waiting, suspects = deque(pieces), deque()
+    while waiting:
+        batch = list(waiting)
+        waiting.clear()
+        tasks = ctx.Array("b", len(batch), lock=False)
+        pool = ProcessPoolExecutor(max_workers=min(jobs, len(batch)), mp_context=ctx,
+                                   initializer=_worker_start, initargs=(tasks,))
+        broken = []
+        try:
+            futures = {pool.submit(_marked, k, fn, items[i:i + n], args): k
+                       for k, (i, n) in enumerate(batch)}
+            for fut in as_completed(futures):
+                k = futures[fut]
+                try:
+                    got = fut.result()
+                except (MemoryError, KeyboardInterrupt):
+                    raise
+                except BrokenProcessPool as exc:
+                    if dead is None:
+                        got = exc
+                    else:
+                        broken.append(k)
+                        continue
+                except Exception as exc:
+                    got = exc
+                out = answer(*batch[k], got) if dead is not None else (batch[k][0], got)
+                if out is not None:
+                    yield out
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        # the chunks in work when a worker died hold the item it died on; the others wait
+        begun = [k for k in broken if tasks[k] == 1] or broken
+        suspects.extend(batch[k] for k in begun)
+        waiting.extend(batch[k] for k in broken if k not in begun)
+    while suspects:  # one at a time in a pool of one: a piece that kills it is halved
+        i, n = suspects.popleft()
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=ctx, initializer=_worker_start,
+                                   initargs=(ctx.Array("b", 1, lock=False),))
+        try:
+            got = pool.submit(_marked, 0, fn, items[i:i + n], args).result()
+        except (MemoryError, KeyboardInterrupt):
+            raise
+        except BrokenProcessPool as exc:
+            if n > 1:
+                suspects.extendleft([(i + n // 2, n - n // 2), (i, n // 2)])
+                continue
+            got = [dead(items[i], exc)]
+        except Exception as exc:
+            got = exc
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        out = answer(i, n, got)
+        if out is not None:
+            yield out
 
 
 def analyze_many(paths, *, executor=None, jobs: int | None = None,
@@ -317,12 +429,14 @@ def analyze_many(paths, *, executor=None, jobs: int | None = None,
         return
     workers = jobs if executor is None or jobs > 1 else cpu_count()
     size = chunksize or max(1, min(CHUNK, len(files) // (4 * workers)))
+    def failed(task, exc) -> LogResult:
+        f, kw = task
+        return LogResult(f, kw["index"], len(files), error=LrDoctorError(
+            f"could not be analyzed: its worker failed ({type(exc).__name__}: {exc})", f))
+
     for start, got in map_chunks(analyze_logs, tasks, executor=executor, jobs=jobs,
-                                 size=size):
-        if not isinstance(got, Exception):
-            yield from got
-            continue
-        for f, kw in tasks[start:start + size]:
-            yield LogResult(f, kw["index"], len(files), error=LrDoctorError(
-                f"could not be analyzed: its worker failed ({type(got).__name__}: "
-                f"{got})", f))
+                                 size=size, dead=failed):
+        if isinstance(got, Exception):  # on an executor: the chunk's worker was lost
+            got = [failed(task, got) for task in tasks[start:start + size]]
+        yield from (failed(task, r) if isinstance(r, Exception) else r
+                    for task, r in zip(tasks[start:start + size], got))

@@ -190,3 +190,27 @@ def test_map_chunks_yields_each_chunk_once_and_a_dead_worker_is_an_error_not_a_c
     assert isinstance(got[3], Exception)  # the chunk holding 4: its worker died
     assert set(got) == {0, 3, 6, 9}  # every chunk is answered, none twice (chunks that
     # were still waiting when the pool broke are errors too: BrokenProcessPool)
+
+
+def _die_on_any(items, die_on):
+    import os
+
+    if set(items) & set(die_on):
+        os._exit(3)  # the worker process dies on these items
+    return [x * 10 for x in items]
+
+
+@pytest.mark.parametrize("die_on", [(37,), (0, 61, 62, 99)])
+def test_a_worker_that_dies_on_one_item_costs_that_item_alone(die_on):
+    """With ``dead``, a dying worker costs only the item it died on: the chunks that had
+    not begun run again whole, the ones in work are halved down to the item; each chunk
+    is answered once, whole, in its place."""
+    from lrdoctor.many import map_chunks
+
+    items = list(range(100))
+    got = dict(map_chunks(_die_on_any, items, jobs=2, size=8, args=(die_on,),
+                          dead=lambda item, exc: ("dead", item, type(exc).__name__)))
+    assert sorted(got) == list(range(0, 100, 8))
+    flat = [r for k in sorted(got) for r in got[k]]
+    assert flat == [("dead", x, "BrokenProcessPool") if x in die_on else 10 * x
+                    for x in items]
