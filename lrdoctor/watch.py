@@ -39,11 +39,17 @@ How each format is followed:
   columns' roles (an ``eval_loss`` at the first evaluation), the log is read again from the
   start with it known; a log whose steps go back (a resumed run) is read whole from then on,
   with a note.
-- Text logs (console output): the new complete bytes are read and appended to a private
-  copy of the log's complete lines, which the text reader (:mod:`lrdoctor.readers.text`)
-  then reads whole. The dialect of a text log is chosen on the whole text (its head and its
-  tail) and Keras epochs span lines, so reading only the new lines would not be guaranteed
-  to give the batch answer; the disk is read incrementally, the parse is not.
+- Text logs (console output, ``--pattern``): only the new complete lines are read, and
+  parsed alone (:class:`_TextFollower`) with what the lines before them left: the generic
+  reader's templates (a line of a known shape costs a dictionary look-up), the record
+  still open, the last loss row (a progress bar redrawn at one step), the Keras epoch
+  block still printing. Their rows go into the run's Stream as for CSV. What the batch
+  reader chooses on the whole text (the dialect, on the head and tail of the text; the
+  roles of the generic reader's names, on how many lines carry each) is chosen again at
+  every piece on the same evidence, kept as it grows; when a choice changes (the first
+  evaluation line names a validation loss), the log is read again from the start. A log
+  whose step is a counter within an epoch (made one step over the whole log), or whose
+  sample matches no reader, is read whole (its complete lines) at each change.
 - ``trainer_state.json``, TensorBoard run folders and event files, MLflow runs and metric
   files, W&B run files and gzip-compressed logs: re-read whole with the batch reader when
   their size or modification time (for a folder: of any file in it) changes.
@@ -58,8 +64,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -110,7 +114,6 @@ class Watcher:
         self._state: dict[str, dict] = {}  # run source -> kinds, verdict, conditions
         self._waiting: set[str] = set()
         self._produced: set[str] = set()  # inputs (as given) that gave a run
-        self._scratch = tempfile.mkdtemp(prefix="lrdoctor-watch-")
 
     # ------------------------------------------------------------------ public verbs
     def poll(self) -> list[dict]:
@@ -154,7 +157,8 @@ class Watcher:
         return [p for p in self.paths if p not in self._produced]
 
     def close(self) -> None:
-        shutil.rmtree(self._scratch, ignore_errors=True)
+        """Stop following: what was kept of each input is let go."""
+        self._sources.clear()
 
     def __enter__(self):
         return self
@@ -383,7 +387,7 @@ class _Source:
             return _CsvFollower(self.path, w.options)
         if self.mode == "jsonl":
             return _JsonlFollower(self.path, w.options, keys)
-        return _TextFollower(self.path, w.options, w.pattern, w._scratch)
+        return _TextFollower(self.path, w.options, w.pattern, upto=keys or 0)
 
     def _reread(self, p: Path, events: list) -> list | None:
         sig = _signature(p)
@@ -762,35 +766,451 @@ def _roles(sel) -> tuple:
 
 
 class _TextFollower:
-    """A text log: its new complete lines appended to a private copy, which the text
-    reader reads whole (see the module docstring for why)."""
+    """A text log (console output, ``--pattern``) read piece by piece: each new piece of
+    complete lines is parsed alone, with what the pieces before it left (the generic
+    reader's templates, the record still open, the last loss row, an epoch block of Keras
+    output still printing), and its rows appended to the run's
+    :class:`lrdoctor.monitor.Stream`.
 
-    def __init__(self, path: str, options: dict, pattern, scratch: str):
+    What the batch reader chooses on the whole text is chosen again at every piece on the
+    same evidence, kept as it grows: the dialect on the sample of the text
+    (:func:`lrdoctor.readers.text._sample`: its head and its tail, kept), the generic
+    reader's roles on the counts of its templates (:class:`lrdoctor.readers._kv.Stats`,
+    summed piece by piece). When a choice changes (a validation line's first appearance
+    names a new role), the log is read again from the start (:class:`_Restart`), with every
+    choice made on all of it. A log whose step is a counter within an epoch, whose sample
+    matches nothing (the batch reader then tries the whole text), or whose choices change
+    again while it is read again, is read whole at each change."""
+
+    def __init__(self, path: str, options: dict, pattern, upto: int = 0):
         self.path, self.options, self.pattern = path, options, pattern
-        folder = Path(tempfile.mkdtemp(dir=scratch))
-        self.copy = folder / Path(path).name  # the same name: the same run name
-        self.copy.write_bytes(b"")
-        self.rows = 0
+        self.head, self.tail, self.chars = "", "", 0
+        self.fed = 0            # bytes taken
+        self.rows = 0           # lines taken
+        self.upto = upto        # read again from the start: the bytes read before
+        self.kind = None        # the batch reader's choice: "pattern", "generic", a dialect
+        self.parser = None
+        self.whole = False      # read whole at each change (see the class's docstring)
+
+    def changed(self) -> None:
+        """A choice made on what was read so far changed: read again from the start (or,
+        while doing so, whole at each change)."""
+        if self.fed <= self.upto:
+            raise _Unsupported("the roles of this log's numbers change as it is read; "
+                               "read whole at each change from now on")
+        raise _Restart(self.fed)
 
     def feed(self, chunk: bytes, events: list) -> None:
-        with open(self.copy, "ab") as fh:
-            fh.write(chunk)
-        self.rows += chunk.count(b"\n")
+        from lrdoctor.readers import _io
 
-    def histories(self) -> list | None:
+        if self.fed == 0:
+            _io.check_text(Path(self.path), chunk[: 1 << 16])
+        try:
+            self._feed(chunk)
+        except _Unsupported as why:  # read whole from now on (its complete lines)
+            if str(why):
+                events.append({"event": "note", "time": round(time.time(), 3),
+                               "source": self.path, "message": str(why)})
+            self.whole, self.parser = True, None
+
+    def _feed(self, chunk: bytes) -> None:
         from lrdoctor.readers import text
 
-        if self.rows == 0:
-            return None
+        self.fed += len(chunk)
+        self.rows += chunk.count(b"\n")
+        if self.whole:
+            return
+        piece, ascii_bytes = text.normalize(chunk, first=self.fed == len(chunk))
+        self._keep_sample(piece)
+        kind = self._choose()
+        if kind is None:  # no loss yet (a banner)
+            if self.parser is not None:
+                self.changed()
+            return
+        if self.parser is None:
+            if self.fed > len(chunk):  # the pieces before were passed over: read again
+                self.changed()
+            self.kind, self.parser = kind, self._parser(kind)
+        elif kind != self.kind:
+            self.changed()
+        self.parser.feed(piece, ascii_bytes, self)
+
+    def _keep_sample(self, piece: str) -> None:
+        from lrdoctor.readers.text import _HEAD, _TAIL
+
+        self.chars += len(piece)
+        if len(self.head) < _HEAD + _TAIL:
+            self.head += piece[: _HEAD + _TAIL - len(self.head)]
+        self.tail = (self.tail[-(2 * _TAIL):] + piece[-(2 * _TAIL):])[-(2 * _TAIL):]
+
+    def _sample(self) -> tuple[str, bool]:
+        """The batch reader's sample of the text so far, and whether it is all of it."""
+        from lrdoctor.readers.text import _HEAD, _TAIL
+
+        if self.chars <= _HEAD + _TAIL:
+            return self.head, True
+        return (self.head[:_HEAD].rpartition("\n")[0] + "\n"
+                + self.tail[-_TAIL:].partition("\n")[2]), False
+
+    def _choose(self):
+        from lrdoctor.readers import text
+
+        if self.pattern is not None:
+            return "pattern"
+        sample, whole = self._sample()
         try:
-            hists = text.read(self.copy, pattern=self.pattern, **self.options)
+            kind, got = text.decide(sample, sample if whole else None, self.path,
+                                    self.options.get("step"), self.options.get("metric"),
+                                    self.options.get("lr_column"))
         except LrDoctorError as exc:
-            if exc.message.startswith("no loss found"):
-                return None  # no loss line yet (a banner, a config dump)
+            if exc.message.startswith(_NO_LOSS_YET):
+                return None
             raise LrDoctorError(exc.message, self.path) from None
-        for h in hists:
-            h.source = self.path
-        return hists
+        return kind if kind in ("generic", "whole") else got[0]
+
+    def _parser(self, kind):
+        if kind == "generic":
+            return _GenericRows(self.path, self.options)
+        if kind == "whole":
+            raise _Unsupported("")  # the batch reader reads this one whole
+        return _DialectRows(self.path, kind, self.pattern)
+
+    def histories(self) -> list | None:
+        if self.whole:
+            return _WholeText(self.path, self.options, self.pattern).histories(self)
+        if self.parser is None:
+            return None
+        return self.parser.histories(self)
+
+
+#: The text reader's errors that mean no loss line was written yet (a banner so far).
+_NO_LOSS_YET = ("no loss found", "numbers but no loss")
+
+
+class _Rows:
+    """The rows of one text log's run, as a :class:`lrdoctor.monitor.Stream`."""
+
+    def __init__(self, path: str, run: str, notes=()):
+        from lrdoctor.monitor import Stream
+
+        self.stream = Stream(run=run, source=path, metric="loss", notes=notes)
+        self.n = 0  # rows fed (the step of lines without one)
+
+    def feed(self, r: dict | None, into=None) -> None:
+        """Append rows (``step``, ``loss``, ``logged``, ``lr``, ``val``, ``grad``; each
+        piece's validation rows put in their place by step) to the stream, or to
+        ``into``."""
+        from lrdoctor.monitor import StepsWentBack
+
+        if r is None or not len(r["loss"]):
+            return
+        n = len(r["loss"])
+        # every piece with the same columns (a column a piece lacks: NaN there)
+        r = dict(r, **{k: np.full(n, np.nan) for k in ("lr", "val") if r.get(k) is None})
+        step = r["step"]
+        if step is None:
+            step = np.arange(self.n, self.n + len(r["loss"]), dtype=np.float64)
+            r = dict(r, step=step)
+        if into is None:
+            self.n += len(r["loss"])
+        if len(step) > 1 and np.any(step[1:] < step[:-1]):
+            order = np.argsort(step, kind="stable")
+            r = {k: v if v is None else v[order] for k, v in r.items()}
+        try:
+            (self.stream if into is None else into).extend(
+                r["step"], r["loss"], logged=r["logged"], lr=r["lr"], val_loss=r["val"],
+                grad_norm=r.get("grad"))
+        except StepsWentBack:
+            raise _Unsupported(STEPS_BACK) from None
+
+    def with_rows(self, r: dict | None):
+        """The stream with rows ``r`` appended, the stream itself unchanged."""
+        if r is None or not len(r["loss"]):
+            return _copy_stream(self.stream)
+        out = _copy_stream(self.stream)
+        self.feed(r, out)
+        return out
+
+
+def _copy_stream(st):
+    """A copy of a Stream that rows can be appended to without changing the original
+    (as :meth:`lrdoctor.monitor.Stream.current` copies it)."""
+    from lrdoctor.monitor import Stream
+
+    out = Stream.__new__(Stream)
+    out.__dict__.update(st.__dict__)
+    out.summary = st.summary.copy(shallow=True)
+    out.val_steps, out.val = list(st.val_steps), list(st.val)
+    out.ramp = None if st.ramp is None else list(st.ramp)
+    out.notes, out.available = list(st.notes), list(st.available)
+    return out
+
+
+class _DialectRows:
+    """A dialect's lines (or ``--pattern``'s) piece by piece: every dialect but Keras reads
+    a line alone; Keras output is read an epoch block at a time, the block still printing
+    waiting (its last loss line is the epoch's)."""
+
+    def __init__(self, path: str, kind: str, pattern):
+        from lrdoctor.readers import text
+
+        self.kind = kind
+        self.rx = text.compile_pattern(pattern, path) if kind == "pattern" else None
+        name = "--pattern" if kind == "pattern" else kind
+        self.rows = _Rows(path, text.run_name(Path(path)), [f"read as {name} output"])
+        self.open = ""  # Keras: the epoch block still printing
+        self.val = False  # a validation loss was read
+
+    def _read(self, piece: str) -> dict | None:
+        from lrdoctor.readers import text
+
+        got = text._apply(self.rx, None, piece) if self.rx is not None else \
+            text._read_dialect(self.kind, piece)
+        if got is None:
+            return None
+        self.val |= got.get("val") is not None
+        r = text.rows(got)
+        if got.get("step") is None:
+            r["step"] = None  # numbered by the rows fed
+        return r
+
+    def feed(self, piece: str, ascii_bytes, follower) -> None:
+        if self.kind == "Keras console":
+            from lrdoctor.readers.text import _KERAS_EPOCH
+
+            piece = self.open + piece
+            last = None
+            for last in _KERAS_EPOCH.finditer(piece):
+                pass
+            if last is None:
+                self.open = ""  # before the first epoch: nothing there is read
+                return
+            piece, self.open = piece[: last.start()], piece[last.start():]
+        if piece:
+            self.rows.feed(self._read(piece))
+
+    def histories(self, follower) -> list | None:
+        val = self.val
+        st = self.rows.with_rows(self._read(self.open) if self.open else None)
+        st.available = ["val_loss"] if self.val else []
+        self.val = val
+        if not st.current().n_points:
+            return None
+        return [st]
+
+
+class _GenericRows:
+    """Generic ``name: value`` lines piece by piece (:mod:`lrdoctor.readers._kv`): the
+    templates are kept (a line of a known shape costs a dictionary look-up), the counts
+    the roles are chosen on are summed, the record still open (an OLMo block whose
+    indented lines may go on) is read again with the next piece, and the last loss row
+    waits for the next one (a progress bar redrawn at one step keeps its last loss)."""
+
+    def __init__(self, path: str, options: dict):
+        from lrdoctor.readers import _kv
+        from lrdoctor.readers._table import run_stem
+
+        self.path, self.options = path, options
+        self.registry = _kv.Registry()
+        self.stats = _kv.Stats(np.zeros(0, dtype=np.int64), {})
+        self.open = ""           # the lines of the record still open
+        self.plan = None
+        # what the step of the rows is made on (:meth:`_track`)
+        self.steps = {"seen": False, "whole": True, "resets": False, "known": True,
+                      "one": True, "first": None, "last": None}
+        self.pend = None         # rows from the last loss row on
+        self.rows = _Rows(path, run_stem(path))
+
+    def _plan(self, stats):
+        from lrdoctor.readers import _kv
+
+        return _kv.plan(self.registry.templates, stats, self.path, **self.options)
+
+    def _open_lines(self):
+        from lrdoctor.readers import _kv
+
+        return _kv.Lines(self.open[:-1], None, self.registry)
+
+    def feed(self, piece: str, ascii_bytes, follower) -> None:
+        from lrdoctor.readers import _kv
+
+        if self.open:
+            text, ascii_bytes = self.open + piece[:-1], None
+        else:
+            text = piece[:-1]
+            ascii_bytes = None if ascii_bytes is None else ascii_bytes[:-1]
+        lines = _kv.Lines(text, ascii_bytes, self.registry)
+        h = int(lines.record[-1])  # the record still open starts there
+        before = int(self.stats.counts.sum())  # lines of the pieces before
+        self.stats = self.stats + lines.stats(h)
+        start = len(text)
+        for _ in range(lines.n - h):
+            start = text.rfind("\n", 0, start)
+        self.open = text[start + 1:] + "\n"
+        try:
+            p = self._plan(self.stats + self._open_lines().stats())
+        except LrDoctorError as exc:
+            if self.plan is not None or not exc.message.startswith(_NO_LOSS_YET):
+                raise
+            return  # no loss yet
+        if self.plan is None:
+            if before:  # lines passed over before a loss appeared: read them again
+                follower.changed()
+        elif p.key() != self.plan.key():
+            follower.changed()
+        self.plan = p
+        if h:
+            mode = self._mode()
+            r = self._rows(lines, h)
+            if self._mode() != mode and (self.rows.n or self.pend is not None):
+                follower.changed()
+            if self._mode() == "combined":
+                raise _Unsupported("")  # the step is made over the whole log: read whole
+            self._feed(r)
+
+    def _mode(self, steps=None) -> str:
+        """How the rows' step is made, as :func:`lrdoctor.readers._kv._step` makes it on
+        the rows so far: ``none`` (line order), ``as_is``, or ``combined`` (a counter
+        within the epoch made one step: over the whole log)."""
+        p = self.plan
+        st = steps or self.steps
+        if p.step_mode == "epoch":
+            return "as_is" if st["seen"] and st["whole"] else "none"
+        if p.step_mode == "within_epoch":
+            if not st["seen"] or not st["whole"]:
+                return "as_is"
+            from lrdoctor.readers._columns import normalize
+
+            batch = normalize(p.sel.step) == "batch"
+            if not st["resets"] and not (st["known"] and st["one"] and batch):
+                return "as_is"
+            return "combined"
+        return "none" if p.step_mode == "none" else "as_is"
+
+    def _track(self, get) -> None:
+        """What :func:`lrdoctor.readers._kv._step` decides on, over these rows too."""
+        p, st = self.plan, self.steps
+        sel = p.sel
+        s, have = get(sel.step)
+        if p.step_mode == "epoch":
+            whole = s[have]
+            st["seen"] |= bool(len(whole))
+            with np.errstate(invalid="ignore"):
+                st["whole"] &= bool(np.array_equal(whole, np.round(whole)))
+        elif p.step_mode == "within_epoch":
+            e, e_have = get(sel.epoch)
+            both = have & e_have
+            eb, sb = e[both], s[both]
+            if not len(eb):
+                return
+            with np.errstate(invalid="ignore"):
+                st["whole"] &= bool(np.array_equal(eb, np.round(eb)))
+            st["known"] &= bool(np.isfinite(get(f"{sel.step}/total")[0][both]).all())
+            if st["first"] is None:
+                st["first"] = eb[0]
+            st["one"] &= bool((eb == st["first"]).all())
+            if st["last"] is not None:
+                eb, sb = np.r_[st["last"][0], eb], np.r_[st["last"][1], sb]
+            de, ds = np.diff(eb), np.diff(sb)
+            st["resets"] |= bool((((ds < 0) & (de >= 0)) | ((de > 0) & (ds <= 0))).any())
+            st["last"] = (eb[-1], sb[-1])
+            st["seen"] = True
+
+    def _rows(self, lines, upto: int) -> dict | None:
+        """The rows of records ``[:upto]`` (their roles), the epochs' state updated."""
+        from lrdoctor.readers import _kv
+        from lrdoctor.readers._table import grad_norm_values, loss_values
+
+        p = self.plan
+        sel = p.sel
+        cols, n = _kv.columns(lines, p, upto)
+        if n == 0:
+            return None
+        empty = (np.full(n, np.nan), np.zeros(n, dtype=bool))
+        get = (lambda name: cols.get(name, empty))
+        loss, present = loss_values(sel, get)
+        self._track(get)
+        step = None
+        if sel.step is not None:
+            step = get(sel.step)[0]
+        grad = None
+        if sel.grad_norm is not None and sel.grad_norm not in (sel.loss, *sel.parts):
+            grad = grad_norm_values(*get(sel.grad_norm))
+        return {"step": step, "loss": loss, "logged": present,
+                "lr": get(sel.lr)[0] if sel.lr else None,
+                "val": get(sel.val)[0] if sel.val else None, "grad": grad}
+
+    def _feed(self, r: dict | None, into=None) -> None:
+        """Append rows; the last loss row and the rows after it wait for the next loss
+        row (unless ``into``: a copy of the stream for a diagnosis, with every row)."""
+        from lrdoctor.readers import _kv
+
+        parts = [x for x in (self.pend, r) if x is not None]
+        if not parts:
+            return
+        r = {k: None if parts[0][k] is None else np.concatenate([x[k] for x in parts])
+             for k in parts[0]}
+        mode = self._mode()
+        if mode == "none":
+            r["step"] = None
+        else:  # a progress bar redrawn at one step: its last loss is the step's
+            cols = {"\x00": (r["loss"], r["logged"])}
+            with np.errstate(invalid="ignore"):
+                _kv._keep_last_redraw(cols, r["step"].astype(np.float64), ["\x00"])
+        have = np.flatnonzero(r["logged"])
+        n = len(r["loss"])
+        cut = n if into is not None or mode == "none" or not len(have) else int(have[-1])
+        take = {k: None if v is None else v[:cut] for k, v in r.items()}
+        if into is not None:
+            self.rows.feed(take, into)
+            return
+        self.pend = None if cut == n else \
+            {k: None if v is None else v[cut:] for k, v in r.items()}
+        if cut:
+            self.rows.feed(take)
+
+    def histories(self, follower) -> list | None:
+        if self.plan is None:
+            return None
+        p = self.plan
+        steps, r = dict(self.steps), None
+        if self.open.strip():
+            lines = self._open_lines()
+            r = self._rows(lines, lines.n)
+        mode = self._mode()
+        self.steps = steps
+        was = self._mode()
+        if mode != was or mode == "combined":  # (the open record changes it): read whole
+            return _WholeText(self.path, self.options).histories(follower)
+        st = _copy_stream(self.rows.stream)
+        self._feed(r, into=st)
+        st.notes = p.sel.notes() + list(p.notes) + (
+            ["no step in the lines: the line order is the step"]
+            if mode == "none" and self.options.get("step") is None else [])
+        st.metric, st.available = p.sel.label, list(p.sel.available)
+        if not st.current().n_points:
+            raise LrDoctorError(f"column {p.sel.label!r} has no values", self.path)
+        return [st]
+
+
+class _WholeText:
+    """A text log's complete lines so far, read whole by the batch reader."""
+
+    def __init__(self, path: str, options: dict, pattern=None):
+        self.path, self.options, self.pattern = path, options, pattern
+
+    def histories(self, follower) -> list | None:
+        from lrdoctor.readers import text
+
+        with open(self.path, "rb") as fh:
+            data = fh.read(follower.fed)
+        try:
+            return text.read_data(data, Path(self.path), pattern=self.pattern,
+                                  **self.options)
+        except LrDoctorError as exc:
+            if exc.message.startswith(_NO_LOSS_YET):
+                return None
+            raise LrDoctorError(exc.message, self.path) from None
 
 
 class _Unsupported(Exception):

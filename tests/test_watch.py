@@ -154,29 +154,8 @@ def test_damaged_line_is_a_note_and_other_runs_go_on(tmp_path):
 def _prefix_check(full: Path, tmp_path: Path, cuts, name=None):
     """Stream ``full`` in the given byte cuts; after each, the watcher's verdict equals
     lrdoctor.analyze on the complete lines written so far."""
-    data = full.read_bytes()
-    log = tmp_path / (name or full.name)
-    log.write_bytes(b"")
-    ref = tmp_path / "ref" / log.name
-    ref.parent.mkdir(exist_ok=True)
-    with Watcher([str(log)]) as w:
-        done = 0
-        for cut in cuts:
-            with open(log, "ab") as fh:
-                fh.write(data[done:cut])
-            done = cut
-            w.poll()
-            complete = data[: data.rfind(b"\n", 0, cut) + 1]
-            try:
-                ref.write_bytes(complete)
-                batch = lrdoctor.analyze(ref)
-            except lrdoctor.LrDoctorError:
-                continue  # header only, too short: nothing to compare
-            got = {d.run: (d.verdict, [f.kind for f in d.findings], d.outline()[0])
-                   for d in w.diagnoses_.values()}
-            want = {d.run: (d.verdict, [f.kind for f in d.findings], d.outline()[0])
-                    for d in batch}
-            assert got == want, f"after {cut} bytes"
+    _pieces_check(full.read_bytes(), tmp_path / (name or full.name), cuts,
+                  lambda d: (d.run, d.verdict, [f.kind for f in d.findings], d.outline()[0]))
 
 
 def test_streaming_equals_batch_on_prefixes_of_a_real_csv(shared, tmp_path):
@@ -260,6 +239,133 @@ def test_steps_that_go_back_are_read_whole_with_a_note(tmp_path):
         d = w.diagnoses_[str(log)]
         assert (d.verdict, d.outline()[0], d.notes) == (batch.verdict, batch.outline()[0],
                                                         batch.notes)
+
+
+# ------------------------------------------------------------------ text logs in pieces
+def _answer(d):
+    return (d.run, d.verdict, [(f.kind, f.start, f.end, round(f.severity, 3))
+                               for f in d.findings], d.outline()[:3],
+            d.recommendation.action, d.recommendation.suggested_lr)
+
+
+def _pieces_check(data: bytes, log: Path, cuts, answer=_answer, **how):
+    """Write ``data`` to ``log`` in the given byte cuts (mid-line too); after each, the
+    watcher's answer (by default: verdict, findings with their steps, points, advice)
+    equals lrdoctor.analyze on the complete lines written so far. Returns the cuts
+    compared and the log's follower."""
+    ref = log.parent / "ref" / log.name
+    ref.parent.mkdir(exist_ok=True)
+    log.write_bytes(b"")
+    compared = 0
+    with Watcher([str(log)], **how) as w:
+        done = 0
+        for cut in cuts:
+            with open(log, "ab") as fh:
+                fh.write(data[done:cut])
+            done = cut
+            w.poll()
+            ref.write_bytes(data[: data.rfind(b"\n", 0, cut) + 1])
+            try:
+                batch = lrdoctor.analyze(ref, **how)
+            except lrdoctor.LrDoctorError:
+                continue  # header only, too short: nothing to compare
+            got = sorted(answer(d) for d in w.diagnoses_.values())
+            assert got == sorted(answer(d) for d in batch), f"{log.name} after {cut} bytes"
+            compared += 1
+        follower = w._sources[str(log)].follower
+    return compared, follower
+
+
+def _cuts(rng, size, k):
+    return sorted(set(rng.integers(1, size, k).tolist())) + [size]
+
+
+TEXT_LOGS = ("hf_console", "keras_console", "mlx", "mmengine", "nanogpt", "plain_custom",
+             "yolov5_txt", "olmo_console")
+
+
+def test_text_logs_in_pieces_equal_batch_on_every_prefix(shared, tmp_path):
+    rng = np.random.default_rng(21)
+    files = [f for d in TEXT_LOGS for f in sorted((shared / "real_logs" / d).iterdir())]
+    files += sorted((ROOT / "tests" / "fixtures" / "console").glob("*.log"))
+    assert len(files) >= 15
+    compared, kept = 0, 0
+    for f in files:
+        data = f.read_bytes()
+        # the first piece holds whole lines: the format is sniffed on it
+        first = data.find(b"\n", min(len(data) - 1, 400)) + 1 or len(data)
+        cuts = sorted({first, *_cuts(rng, len(data), 20)} - set(range(first)))
+        n, follower = _pieces_check(data, tmp_path / f.name, cuts)
+        compared += n
+        kept += not follower.whole  # read piece by piece, not whole at each change
+    assert compared >= 200 and kept >= len(files) - 3
+
+
+def _generic_log(n: int, rng, every_val: int = 0, nan_at: int | None = None) -> str:
+    out = ["Loading model ... done", "config: lr=0.0003 batch_size=64 warmup=100"]
+    for s in range(n):
+        loss = 3.0 * np.exp(-s / (n / 3)) + 0.2 + rng.normal(0, 0.02)
+        if nan_at is not None and s >= nan_at:
+            loss = float("nan")
+        out.append(f"step {s:>6} | loss {loss:.5f} | lr {3e-4 * min(1, (s + 1) / 100):.3e}"
+                   f" | grad_norm {1 + rng.random():.3f} | 12.{s % 10}ms")
+        if every_val and s % every_val == every_val - 1:
+            out.append(f"eval at step {s}: val_loss {2.5 * np.exp(-s / n) + 0.3:.4f}")
+    return "\n".join(out) + "\n"
+
+
+def test_generic_text_in_pieces_a_late_evaluation_and_a_nan(tmp_path):
+    rng = np.random.default_rng(22)
+    data = _generic_log(3000, rng, every_val=700, nan_at=2900).encode()
+    n, follower = _pieces_check(data, tmp_path / "train.log", _cuts(rng, len(data), 25))
+    assert n >= 20 and follower.kind == "generic" and not follower.whole
+    # the validation line's first appearance changed the roles: read again once, then
+    # piece by piece; the templates are kept, not the lines
+    parser = follower.parser
+    assert len(parser.registry.templates) < 10 and parser.rows.stream.val_steps
+
+
+def test_generic_text_larger_than_the_sample_in_pieces(tmp_path):
+    # over 320,000 characters: the dialect is chosen on the head and the tail
+    rng = np.random.default_rng(23)
+    data = _generic_log(8000, rng, every_val=1000).encode()
+    assert len(data) > (1 << 18) + (1 << 16)
+    n, follower = _pieces_check(data, tmp_path / "long.log", _cuts(rng, len(data), 8))
+    assert n >= 8 and not follower.whole
+
+
+def test_text_with_redraws_fractional_epochs_and_a_pattern_in_pieces(tmp_path):
+    rng = np.random.default_rng(24)
+    # a progress bar redrawn with \r at one step: its last loss is the step's
+    bar = "".join(f"step {s // 3}/900 loss={2.0 * np.exp(-s / 900) + 0.1:.4f}"
+                  + ("\n" if s % 3 == 2 else "\r") for s in range(2700))
+    n, _ = _pieces_check(bar.encode(), tmp_path / "bar.log", _cuts(rng, len(bar), 20))
+    assert n >= 15
+    # Hugging Face's dicts: a fractional epoch is no step, the line order is
+    hf = "".join(f"{{'loss': {2.0 / (1 + s / 30):.4f}, 'learning_rate': 5e-05, "
+                 f"'epoch': {s / 100:.2f}}}\n" for s in range(400))
+    n, _ = _pieces_check(hf.encode(), tmp_path / "hf.log", _cuts(rng, len(hf), 20))
+    assert n >= 15
+    # --pattern
+    custom = "".join(f"[{s}] objective={1.5 / (1 + s / 40):.4f} (lr {1e-3})\n"
+                     for s in range(500)) + "[500] objective=nan (lr 0.001)\n"
+    n, follower = _pieces_check(
+        custom.encode(), tmp_path / "custom.log", _cuts(rng, len(custom), 20),
+        format="text", pattern=r"\[(?P<step>\d+)\] objective=(?P<loss>\S+) \(lr (?P<lr>[\d.e-]+)")
+    assert n >= 15 and follower.kind == "pattern"
+
+
+def test_a_text_log_truncated_is_read_again_with_a_note(tmp_path):
+    rng = np.random.default_rng(25)
+    log = tmp_path / "run.log"
+    log.write_text(_generic_log(300, rng))
+    with Watcher([str(log)]) as w:
+        w.poll()
+        log.write_text(_generic_log(120, rng))  # rewritten, shorter
+        ev = w.poll()
+        assert any("truncated" in e.get("message", "") for e in ev)
+        [batch] = lrdoctor.analyze(log)
+        assert _answer(w.diagnoses_[str(log)]) == _answer(batch)
 
 
 # ------------------------------------------------------------------ the command line

@@ -137,12 +137,15 @@ class Lines:
     a name and a number) is read on its own when its numbers are needed.
     """
 
-    def __init__(self, text: str, encoded: bytes | None = None):
-        """``encoded``: the text's UTF-8 bytes when the caller has them."""
+    def __init__(self, text: str, encoded: bytes | None = None,
+                 registry: "Registry | None" = None):
+        """``encoded``: the text's UTF-8 bytes when the caller has them; ``registry``: the
+        templates of the text before this one (a log read piece by piece), else new."""
         self.text = text
         self._lines: list[str] | None = None  # split only when a template needs them
         if encoded is None:
             encoded = text.encode("utf-8", errors="replace")
+        reg = self.registry = Registry() if registry is None else registry
         shapes = encoded.translate(None, _DIGIT_BYTES)
         shapes = shapes.split(b"\n")
         # shape ids in order of first appearance (dict and map run in C, not per line in
@@ -151,20 +154,54 @@ class Lines:
         sid = np.fromiter(map(ids.__getitem__, shapes), dtype=np.int64, count=len(shapes))
         del shapes
         n = self.n = len(sid)
-        top = np.maximum.accumulate(sid)
-        first = np.flatnonzero(np.r_[True, top[1:] > top[:-1]])
-        # templates that differ only in padding are one (right-aligned numbers, tabs)
-        keys: dict[str, int] = {}
-        shape_key = np.array([keys.setdefault(_key(_NUMBER.sub(SLOT, line)), len(keys))
-                              for line in self._some(first)], dtype=np.int64)
+        new = [j for j, t in enumerate(ids) if t not in reg.shapes]
+        if new:
+            top = np.maximum.accumulate(sid)
+            first = np.flatnonzero(np.r_[True, top[1:] > top[:-1]])
+            # templates that differ only in padding are one (right-aligned numbers, tabs)
+            keys = reg.keys
+            shape_list = list(ids)
+            for j, line in zip(new, self._some(first[new])):
+                key = _key(_NUMBER.sub(SLOT, line))
+                k = keys.setdefault(key, len(keys))
+                if k == len(reg.templates):
+                    reg.templates.append(Template(key))
+                reg.shapes[shape_list[j]] = k
+        shape_key = np.fromiter(map(reg.shapes.__getitem__, ids), dtype=np.int64,
+                                count=len(ids))
         self.key = shape_key[sid]
-        self.templates = [Template(k) for k in keys]
+        self.templates = reg.templates
         cont = np.array([t.continuation for t in self.templates], dtype=bool)[self.key]
+        self.has_continuation = bool(cont.any())
         head = np.where(cont, 0, np.arange(n))
         self.record = np.maximum.accumulate(head)
         #: templates of lines with no text
         self.blank = np.array([t.key.strip() == "" for t in self.templates], dtype=bool)
         self.n_blank = int(np.count_nonzero(self.blank[self.key]))
+
+    def stats(self, upto: int | None = None) -> "Stats":
+        """The counts the roles are chosen on, of lines ``[:upto]`` (whole records)."""
+        n = self.n if upto is None else upto
+        key, rec = self.key[:n], self.record[:n]
+        t = len(self.templates)
+        counts = np.bincount(key, minlength=t)
+        nonblank = np.where(self.blank[key], 0, 1)
+        if not self.has_continuation:  # every line is a record
+            sigs = {(k,): [int(counts[k]), 0 if self.blank[k] else int(counts[k])]
+                    for k in np.flatnonzero(counts).tolist()}
+            return Stats(counts, sigs)
+        pairs = np.unique(rec * t + key)
+        r, k = np.divmod(pairs, t)
+        bounds = np.flatnonzero(r[1:] != r[:-1]) + 1
+        heads = r[np.r_[0, bounds]] if len(r) else r
+        ids: dict[tuple, int] = {}
+        sid = np.array([ids.setdefault(tuple(g.tolist()), len(ids))
+                        for g in np.split(k, bounds)] if len(r) else [], dtype=np.int64)
+        of_head = np.full(max(n, 1), -1, dtype=np.int64)
+        of_head[heads] = sid
+        recs = np.bincount(sid, minlength=len(ids))
+        lines = np.bincount(of_head[rec], weights=nonblank, minlength=len(ids))
+        return Stats(counts, {sig: [int(recs[i]), int(lines[i])] for sig, i in ids.items()})
 
     def lines(self) -> list[str]:
         if self._lines is None:
@@ -206,14 +243,7 @@ class Lines:
     def name_index(self) -> tuple[dict[str, list[tuple[int, int]]], dict[str, int]]:
         """name -> [(template index, slot)], names in order of how many lines carry them;
         and name -> that number of lines."""
-        counts = np.bincount(self.key, minlength=len(self.templates))
-        out: dict[str, list[tuple[int, int]]] = {}
-        weight: dict[str, int] = {}
-        for k, t in enumerate(self.templates):
-            for slot, name in t.names.items():
-                out.setdefault(name, []).append((k, slot))
-                weight[name] = weight.get(name, 0) + int(counts[k])
-        return {n: out[n] for n in sorted(out, key=lambda n: -weight[n])}, weight
+        return name_index(self.templates, np.bincount(self.key, minlength=len(self.templates)))
 
     def values(self, k: int, wanted: dict[int, str]) -> tuple[np.ndarray, dict]:
         """The line numbers of template ``k`` and, by name, the numbers in the wanted slots
@@ -373,14 +403,79 @@ def _number(v: str) -> float:
         return float("nan")
 
 
-def read(text: str, src: str, *, step=None, metric=None, lr_column=None,
-         lines: Lines | None = None) -> tuple[list, int]:
-    """Histories from generic ``name: value`` lines, and the number of loss rows read.
+class Registry:
+    """The templates of a text read piece by piece: each line's shape (its text without
+    digits) -> template index, each template's key -> index, and the templates in order of
+    first appearance, as one :class:`Lines` over the whole text numbers them."""
+
+    def __init__(self):
+        self.shapes: dict[bytes, int] = {}
+        self.keys: dict[str, int] = {}
+        self.templates: list[Template] = []
+
+
+class Stats:
+    """What the roles of a text's names are chosen on: the lines of each template
+    (``counts``) and, by *signature* (the templates of a record's lines, sorted), how many
+    records have it and how many lines with text they hold. Pieces of a text add up."""
+
+    def __init__(self, counts: np.ndarray, sigs: dict):
+        self.counts, self.sigs = counts, sigs
+
+    def __add__(self, other: "Stats") -> "Stats":
+        n = max(len(self.counts), len(other.counts))
+        counts = np.zeros(n, dtype=np.int64)
+        counts[: len(self.counts)] += self.counts
+        counts[: len(other.counts)] += other.counts
+        sigs = {k: list(v) for k, v in self.sigs.items()}
+        for k, (r, ln) in other.sigs.items():
+            got = sigs.setdefault(k, [0, 0])
+            got[0] += r
+            got[1] += ln
+        return Stats(counts, sigs)
+
+
+def name_index(templates: list, counts: np.ndarray
+               ) -> tuple[dict[str, list[tuple[int, int]]], dict[str, int]]:
+    """name -> [(template index, slot)], names in order of how many lines carry them; and
+    name -> that number of lines (``counts``: the lines of each template)."""
+    out: dict[str, list[tuple[int, int]]] = {}
+    weight: dict[str, int] = {}
+    for k, t in enumerate(templates):
+        for slot, name in t.names.items():
+            out.setdefault(name, []).append((k, slot))
+            weight[name] = weight.get(name, 0) + (int(counts[k]) if k < len(counts) else 0)
+    return {n: out[n] for n in sorted(out, key=lambda n: -weight[n])}, weight
+
+
+class Plan:
+    """The roles chosen for a text's names (:func:`plan`): which records are rows, which
+    slots of which templates are read, and for what."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    def key(self) -> tuple:
+        """What the rows already read depend on: equal keys, equal rows."""
+        s = self.sel
+        return (s.step, s.loss, tuple(s.parts), s.lr, s.val, s.epoch, s.grad_norm,
+                tuple(self.loss_names), self.val_name, tuple(self.steps), self.step_mode)
+
+    def keeps(self, sig: tuple) -> bool:
+        """Whether a record with these templates is a row."""
+        return self.kept_by_loss(sig) or bool(self.val_tpl & set(sig))
+
+    def kept_by_loss(self, sig: tuple) -> bool:
+        return all(t & set(sig) for t in self.loss_tpl)
+
+
+def plan(templates: list, stats: Stats, src: str, *, step=None, metric=None,
+         lr_column=None) -> Plan:
+    """The roles of the names of a text with these templates and counts.
 
     Raises LrDoctorError when no name is a loss (saying which names were seen).
     """
-    lines = lines or Lines(text)
-    index, count = lines.name_index()
+    index, count = name_index(templates, stats.counts)
     names = list(index)
     if not names:
         raise LrDoctorError("no loss found in this text: no line pairs a name with a number",
@@ -402,49 +497,115 @@ def read(text: str, src: str, *, step=None, metric=None, lr_column=None,
         raise LrDoctorError(f"numbers but no loss in this text; names seen: {_seen(names)}; "
                             "none is a loss; pass --metric NAME", src) from None
     loss_names = first.parts or [first.loss]
-    loss_rec = np.logical_and.reduce([lines.carries(index[n]) for n in loss_names])
-    keep = loss_rec | (lines.carries(index[first.val]) if first.val else False)
-    records = np.flatnonzero(keep)
+    out = Plan(loss_names=loss_names, val_name=first.val,
+               loss_tpl=[{k for k, _ in index[n]} for n in loss_names],
+               val_tpl={k for k, _ in index[first.val]} if first.val else set())
+    kept = [sig for sig in stats.sigs if out.keeps(sig)]
+    out.n_loss = sum(stats.sigs[sig][0] for sig in kept if out.kept_by_loss(sig))
+    out.skipped = sum(v[1] for sig, v in stats.sigs.items() if not out.keeps(sig))
     # then every role among the names those rows carry (an 'lr' in a config dump is not
     # the LR of the loss lines)
-    on_rows = [n for n in lines.carried_by(keep, index) if n not in rare]  # as in the first
+    used = set().union(*kept) if kept else set()
+    on_rows = [n for n, where in index.items() if any(k in used for k, _ in where)
+               and n not in rare]  # as in the first
     sel = _table.Selection(on_rows, step=step, metric=metric, lr_column=lr_column,
                            source=src)
-    row_of = np.full(lines.n, -1, dtype=np.int64)
-    row_of[records] = np.arange(len(records))
     steps = _step_names(sel, on_rows, step)
     # which slots are needed, template by template (a total for the step's and epoch's)
     need: dict[int, dict[int, str]] = {}
     for name in dict.fromkeys([*sel.numeric(), *steps]):
         for k, slot in index[name]:
             need.setdefault(k, {})[slot] = name
-            total = lines.templates[k].totals.get(name)
+            total = templates[k].totals.get(name)
             if total is not None and name in (*steps, sel.epoch):
                 need[k][total] = f"{name}/total"
+    out.sel, out.steps, out.need, out.given_step = sel, steps, need, step
+    out.step_mode = _step_mode(sel, step)
+    out.notes = ["read as generic 'name: value' lines"]
+    if out.skipped:
+        out.notes[0] += f"; {out.skipped:,} line(s) without a loss skipped"
+    return out
+
+
+def _step_mode(sel, given) -> str:
+    """How :func:`_step` makes the step of each row: ``none`` (line order), ``as_is``,
+    ``epoch`` (the epoch, while every one is whole) or ``within_epoch`` (a counter within
+    an epoch, made one increasing step: that needs every row)."""
+    if sel.step is None:
+        return "none"
+    if given is not None:
+        return "as_is"
+    if sel.step == sel.epoch:
+        return "epoch"
+    if sel.epoch is None or C.normalize(sel.step) not in _WITHIN_EPOCH:
+        return "as_is"
+    return "within_epoch"
+
+
+def columns(lines: Lines, p: Plan, upto: int | None = None
+            ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], int]:
+    """The (values, present) of each needed name, a row per kept record of lines
+    ``[:upto]`` (whole records), and the number of rows; the steps of other step names
+    fill the step column's gaps."""
+    n = lines.n if upto is None else upto
+    keep_tpl = np.zeros(len(lines.templates), dtype=bool)
+    for k in set().union(p.val_tpl, *p.loss_tpl):
+        keep_tpl[k] = True
+    if lines.has_continuation:  # a record's lines: its signature
+        rec, key = lines.record[:n], lines.key[:n]
+        keep = np.zeros(n, dtype=bool)
+        t = len(lines.templates)
+        pairs = np.unique(rec * t + key)
+        r, k = np.divmod(pairs, t)
+        bounds = np.flatnonzero(r[1:] != r[:-1]) + 1
+        heads = r[np.r_[0, bounds]] if len(r) else r
+        for h, g in zip(heads.tolist(), np.split(k, bounds) if len(r) else []):
+            keep[h] = p.keeps(tuple(g.tolist()))
+    else:
+        keep = np.zeros(n, dtype=bool)
+        kept = np.array([p.keeps((k,)) for k in range(len(lines.templates))], dtype=bool)
+        keep[:] = kept[lines.key[:n]]
+    records = np.flatnonzero(keep)
+    row_of = np.full(lines.n, -1, dtype=np.int64)
+    row_of[records] = np.arange(len(records))
     cols: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    for k, slots in need.items():
+    for k, slots in p.need.items():
+        if k >= len(lines.templates) or not (lines.key[:n] == k).any():
+            continue
         where, vals = lines.values(k, slots)
         rows = row_of[lines.record[where]]
-        ok = rows >= 0
+        ok = (rows >= 0) & (where < n)
         for name, got in vals.items():
-            v, p = cols.setdefault(name, (np.full(len(records), np.nan),
-                                          np.zeros(len(records), dtype=bool)))
+            v, pr = cols.setdefault(name, (np.full(len(records), np.nan),
+                                           np.zeros(len(records), dtype=bool)))
             v[rows[ok]] = got[ok]
-            p[rows[ok]] = True
-    empty = (np.full(len(records), np.nan), np.zeros(len(records), dtype=bool))
-    get = (lambda name: cols.get(name, empty))
-    notes = ["read as generic 'name: value' lines"]
-    skipped = _skipped(lines, keep)
-    if skipped:
-        notes[0] += f"; {skipped:,} line(s) without a loss skipped"
+            pr[rows[ok]] = True
+    steps = p.steps
     if len(steps) > 1:  # nanoGPT's 'iter N: loss' and 'step N: val loss': one step column
-        v, p = get(steps[0])
-        v, p = v.copy(), p.copy()
+        empty = (np.full(len(records), np.nan), np.zeros(len(records), dtype=bool))
+        v, pr = cols.get(steps[0], empty)
+        v, pr = v.copy(), pr.copy()
         for other in steps[1:]:
-            ov, op = get(other)
-            fill = ~p & op
-            v[fill], p[fill] = ov[fill], True
-        cols[steps[0]] = (v, p)
+            ov, op = cols.get(other, empty)
+            fill = ~pr & op
+            v[fill], pr[fill] = ov[fill], True
+        cols[steps[0]] = (v, pr)
+    return cols, len(records)
+
+
+def read(text: str, src: str, *, step=None, metric=None, lr_column=None,
+         lines: Lines | None = None) -> tuple[list, int]:
+    """Histories from generic ``name: value`` lines, and the number of loss rows read.
+
+    Raises LrDoctorError when no name is a loss (saying which names were seen).
+    """
+    lines = lines or Lines(text)
+    p = plan(lines.templates, lines.stats(), src, step=step, metric=metric,
+             lr_column=lr_column)
+    cols, n_rows = columns(lines, p)
+    empty = (np.full(n_rows, np.nan), np.zeros(n_rows, dtype=bool))
+    get = (lambda name: cols.get(name, empty))
+    sel, notes = p.sel, list(p.notes)
     with np.errstate(over="ignore", invalid="ignore"):  # steps of 400 digits: inf, no warning
         step_values = _step(sel, get, step)
     if step_values is not None:
@@ -457,7 +618,7 @@ def read(text: str, src: str, *, step=None, metric=None, lr_column=None,
         # the loss of the rows' own selection (it may differ from the first pass's)
         _keep_last_redraw(cols, get(sel.step)[0], sel.parts or [sel.loss])
     hist = _table.build(sel, get, None, path=src, notes=notes)
-    return hist, int(loss_rec.sum())
+    return hist, p.n_loss
 
 
 def _keep_last_redraw(cols: dict, step: np.ndarray, loss_names: list[str]) -> None:
@@ -483,11 +644,6 @@ def _step_names(sel, names: list[str], given) -> list[str]:
     others = [n for n in names if n != sel.step and C.find([n], C.STEP) is not None
               and C.normalize(n) not in ("batch",)]
     return [sel.step, *others]
-
-
-def _skipped(lines: Lines, keep: np.ndarray) -> int:
-    """Lines with text that belong to no kept record."""
-    return int((~keep[lines.record] & ~lines.blank[lines.key]).sum())
 
 
 def _step(sel, get, given) -> np.ndarray | None:

@@ -63,13 +63,50 @@ _KERAS_LR = re.compile(rf"\b(?:learning_rate|lr): (?P<lr>{NUM})")
 
 def read(path: Path, *, step=None, metric=None, lr_column=None, pattern=None
          ) -> list[History]:
-    src = str(path)
     data = _io.read_text(path)  # the line-length cap is checked as it is read
+    return read_data(data, path, step=step, metric=metric, lr_column=lr_column,
+                     pattern=pattern)
+
+
+def read_data(data: bytes, path: Path, *, step=None, metric=None, lr_column=None,
+              pattern=None) -> list[History]:
+    """:func:`read` of the bytes of the log at ``path`` (``lrdoctor watch``: its complete
+    lines so far)."""
+    src = str(path)
     _io.check_text(path, data[: 1 << 16])
+    text, ascii_bytes = normalize(data)
+    if pattern is not None:
+        got = _apply(compile_pattern(pattern, src), None, text)
+        if got is None:
+            raise LrDoctorError(f"no loss found in this text: no line matches --pattern "
+                                f"{pattern!r}", src)
+        return [_history(got, src, path, "--pattern")]
+    # The dialect is chosen on a sample (the head and the tail of the log), then only that
+    # one reads the whole text; a log whose sample matches nothing is tried whole.
+    sample = _sample(text)
+    kind, got = decide(sample, text, src, step, metric, lr_column)
+    if kind == "generic":
+        if got[2] is text:
+            return got[0]
+        return _kv.read(text, src, step=step, metric=metric, lr_column=lr_column,
+                        lines=_kv.Lines(text, ascii_bytes))[0]
+    name, best = got
+    if sample is not text:
+        best = _read_dialect(name, text)  # chosen on the sample: now read it all
+    return [_history(best, src, path, name)]
+
+
+def normalize(data: bytes, first: bool = True) -> tuple[str, bytes | None]:
+    """The text of a log's bytes as the readers take it (UTF-8, a byte-order mark at the
+    start dropped, Windows line ends, colours and progress-bar redraws undone), and its
+    bytes when they are the text's (ASCII, unchanged), for :class:`_kv.Lines`. Every step
+    stays within a line, so the text of complete lines read piece by piece (``first``: the
+    piece at the start of the file) is the text of the whole, piece by piece."""
     text = data.decode("utf-8", errors="replace")
     # the bytes of the text as it is read (when it is not changed below), for _kv.Lines
     ascii_bytes = data if text.isascii() else None
-    text = text.lstrip("\ufeff")
+    if first:
+        text = text.lstrip("\ufeff")
     if "\r" in text:  # (a one-character search is much faster than replace's)
         text = text.replace("\r\n", "\n")
         ascii_bytes = None
@@ -80,36 +117,40 @@ def read(path: Path, *, step=None, metric=None, lr_column=None, pattern=None
     if "\r" in text or "\x08" in text:
         text = _REDRAW.sub("\n", text)
         ascii_bytes = None
-    if pattern is not None:
-        try:
-            rx = re.compile(pattern, re.MULTILINE | re.IGNORECASE)
-        except re.error as exc:
-            raise LrDoctorError(f"--pattern is not a valid regular expression ({exc})",
-                                src) from None
-        if "loss" not in rx.groupindex:
-            raise LrDoctorError("--pattern needs a named group (?P<loss>...) for the loss "
-                                "(and may have step, lr, val_loss)", src)
-        got = _apply(rx, None, text)
-        if got is None:
-            raise LrDoctorError(f"no loss found in this text: no line matches --pattern "
-                                f"{pattern!r}", src)
-        return [_history(got, src, path, "--pattern")]
-    # The dialect is chosen on a sample (the head and the tail of the log), then only that
-    # one reads the whole text; a log whose sample matches nothing is tried whole.
-    sample = _sample(text)
+    return text, ascii_bytes
+
+
+def compile_pattern(pattern: str, src: str) -> re.Pattern:
+    """``--pattern``, checked: a valid regular expression with a ``loss`` group."""
+    try:
+        rx = re.compile(pattern, re.MULTILINE | re.IGNORECASE)
+    except re.error as exc:
+        raise LrDoctorError(f"--pattern is not a valid regular expression ({exc})",
+                            src) from None
+    if "loss" not in rx.groupindex:
+        raise LrDoctorError("--pattern needs a named group (?P<loss>...) for the loss "
+                            "(and may have step, lr, val_loss)", src)
+    return rx
+
+
+def decide(sample: str, text: str | None, src: str, step, metric, lr_column) -> tuple:
+    """How a text is read, chosen on its sample (:func:`_sample`; ``text``: the whole
+    text, or None when it is not at hand): ``("generic", (histories, loss rows, the text
+    they were read from))`` or ``("dialect", (name, what it read))``; ``("whole", None)``
+    when the sample is not the whole text and matches nothing and the text is not at hand
+    (the whole text is then tried). Raises LrDoctorError when no loss is found."""
     chosen = _choose(sample)
     generic, refusal = _generic(sample, src, step, metric, lr_column)
     if generic is None and chosen is None and sample is not text:
+        if text is None:
+            return "whole", None
         chosen = _choose(text)
         if chosen is None:
             generic, refusal = _generic(text, src, step, metric, lr_column)
     n_chosen = chosen[1].get("lines", len(chosen[1]["loss"])) if chosen else 0
     named = any(x is not None for x in (step, metric, lr_column))
     if generic is not None and (named or generic[1] > GENERIC_MARGIN * n_chosen):
-        if sample is text or generic[2] is text:
-            return generic[0]
-        return _kv.read(text, src, step=step, metric=metric, lr_column=lr_column,
-                        lines=_kv.Lines(text, ascii_bytes))[0]
+        return "generic", generic
     if chosen is None or (named and refusal is not None):
         if refusal is not None:
             raise refusal
@@ -118,10 +159,7 @@ def read(path: Path, *, step=None, metric=None, lr_column=None, pattern=None
             "console, YOLOv5 results.txt and generic 'name: value' lines; pass --pattern "
             "with named groups, e.g. --pattern 'step (?P<step>\\d+).*loss (?P<loss>\\S+)'",
             src)
-    name, best = chosen
-    if sample is not text:
-        best = _read_dialect(name, text)  # chosen on the sample: now read it all
-    return [_history(best, src, path, name)]
+    return "dialect", chosen
 
 
 #: The generic reader is used over a dialect that matched when it reads more than this
@@ -146,7 +184,11 @@ _GROUPS = (("nanoGPT", "Megatron/DeepSpeed", "fairseq", "Keras console",
             "YOLOv5 results.txt"),)
 
 
-def _sample(text: str, head: int = 1 << 18, tail: int = 1 << 16) -> str:
+#: The sample a dialect is chosen on: this many characters of the head and of the tail.
+_HEAD, _TAIL = 1 << 18, 1 << 16
+
+
+def _sample(text: str, head: int = _HEAD, tail: int = _TAIL) -> str:
     if len(text) <= head + tail:
         return text
     return text[:head].rpartition("\n")[0] + "\n" + text[-tail:].partition("\n")[2]
@@ -248,27 +290,35 @@ def _yolov5(text: str) -> dict | None:
             "val_steps": step, "lr": None}
 
 
-def _history(got: dict, src: str, path: Path, dialect: str) -> History:
+def rows(got: dict, at: int = 0) -> dict:
+    """The rows of what a dialect read (step, loss, logged, lr, val): a row per loss line
+    (numbered from ``at`` when the lines have no step), then a row per validation line."""
     loss = got["loss"]
     step = got.get("step")
     if step is None:
-        step = np.arange(len(loss), dtype=np.float64)
+        step = np.arange(at, at + len(loss), dtype=np.float64)
     lr = got.get("lr")
     val, val_steps = got.get("val"), got.get("val_steps")
-    notes = [f"read as {dialect} output"]
-    if val is not None and val_steps is not None and val_steps is not step:
+    if val is not None and val_steps is not None and val_steps is not got.get("step"):
         # validation lines become rows of their own, as in a Lightning CSV
-        steps = np.r_[step, val_steps]
-        loss_col = np.r_[loss, np.full(len(val_steps), np.nan)]
-        logged = np.r_[np.ones(len(loss), bool), np.zeros(len(val_steps), bool)]
-        val_col = np.r_[np.full(len(loss), np.nan), val]
-        lr_col = None if lr is None else np.r_[lr, np.full(len(val_steps), np.nan)]
-    else:
-        steps, loss_col, logged, val_col, lr_col = step, loss, None, val, lr
+        return {"step": np.r_[step, val_steps],
+                "loss": np.r_[loss, np.full(len(val_steps), np.nan)],
+                "logged": np.r_[np.ones(len(loss), bool), np.zeros(len(val_steps), bool)],
+                "val": np.r_[np.full(len(loss), np.nan), val],
+                "lr": None if lr is None else np.r_[lr, np.full(len(val_steps), np.nan)]}
+    return {"step": step, "loss": loss, "logged": None, "val": val, "lr": lr}
+
+
+def run_name(path: Path) -> str:
     stem = path.name
     for suffix in (".gz", ".txt", ".log", ".out"):
         stem = stem.removesuffix(suffix)
-    available = ["val_loss"] if val is not None else []
-    return from_columns(steps, loss_col, logged=logged, lr=lr_col, val_loss=val_col,
-                        run=stem, source=src, metric="loss", available=available,
-                        notes=notes)
+    return stem
+
+
+def _history(got: dict, src: str, path: Path, dialect: str) -> History:
+    r = rows(got)
+    available = ["val_loss"] if got.get("val") is not None else []
+    return from_columns(r["step"], r["loss"], logged=r["logged"], lr=r["lr"],
+                        val_loss=r["val"], run=run_name(path), source=src, metric="loss",
+                        available=available, notes=[f"read as {dialect} output"])
