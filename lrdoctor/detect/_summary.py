@@ -19,8 +19,9 @@ are kept raw. Besides the bins: the first steps and values, counts and places of
 values, the LR's finite range and where it peaks, and the gradient norm's state
 (:class:`_GradState`).
 
-Memory: ``MAX_BINS * SAMPLE`` values and steps (2 MiB), plus fewer than ``w`` raw points,
-whatever the length of the run; appending ``k`` points costs ``O(k)`` plus, at each doubling,
+Memory: at most ``MAX_BINS * SAMPLE`` values and steps (2 MiB; the arrays grow with the
+run, so a short run holds what it uses), plus fewer than ``w`` raw points, whatever the
+length of the run; appending ``k`` points costs ``O(k)`` plus, at each doubling,
 ``O(MAX_BINS * SAMPLE)``.
 """
 from __future__ import annotations
@@ -221,15 +222,33 @@ class Summary:
         #: the detectors' per-summary cache (the trend's settled part, see Curve.trend)
         self.cache: dict = {}
 
-    def _alloc(self, step_dtype=np.int64):
-        M = MAX_BINS
-        self.b_max = np.empty(M)
-        self.b_arg = np.empty(M, dtype=np.int64)
-        self.b_arg_step = np.empty(M, dtype=step_dtype)
-        self.b_step = np.empty(M, dtype=step_dtype)
-        self.b_lr = np.empty(M)
-        self.samp = np.empty((M, SAMPLE))
-        self.samp_step = np.empty((M, SAMPLE), dtype=step_dtype)
+    def _alloc(self, step_dtype=np.int64, rows: int = 0, cols: int = 1):
+        """The bins' arrays, sized for ``rows`` bins of ``cols`` kept points; they grow as
+        needed (:meth:`_ensure`) up to ``MAX_BINS`` x ``SAMPLE``, so a short run's summary
+        (one kept by every Diagnosis, pickled by every pool) holds what it uses, not 2 MiB."""
+        self.b_max = np.empty(rows)
+        self.b_arg = np.empty(rows, dtype=np.int64)
+        self.b_arg_step = np.empty(rows, dtype=step_dtype)
+        self.b_step = np.empty(rows, dtype=step_dtype)
+        self.b_lr = np.empty(rows)
+        self.samp = np.empty((rows, cols))
+        self.samp_step = np.empty((rows, cols), dtype=step_dtype)
+
+    def _ensure(self, rows: int, cols: int) -> None:
+        """Room for ``rows`` bins of ``cols`` kept points (contents kept)."""
+        have_r, have_c = self.samp.shape
+        if rows <= have_r and cols <= have_c:
+            return
+        new_r = min(MAX_BINS, max(rows, 2 * have_r, 64))
+        new_c = min(SAMPLE, max(cols, have_c))
+        old = {k: getattr(self, k) for k in ("b_max", "b_arg", "b_arg_step", "b_step",
+                                             "b_lr", "samp", "samp_step")}
+        self._alloc(self.b_step.dtype, new_r, new_c)
+        for k, a in old.items():
+            if a.ndim == 1:
+                getattr(self, k)[: len(a)] = a
+            else:
+                getattr(self, k)[: a.shape[0], : a.shape[1]] = a
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -381,6 +400,7 @@ class Summary:
         arg = X.argmax(axis=1)
         rows = np.arange(count)
         sl = slice(m, m + count)
+        self._ensure(m + count, min(w, SAMPLE))
         self.b_max[sl] = X[rows, arg]
         self.b_arg[sl] = base + rows * w + arg
         self.b_arg_step[sl] = S[rows, arg]
@@ -407,6 +427,7 @@ class Summary:
         self.b_step[:h] = self.b_step[a]
         self.b_lr[:h] = self.b_lr[a]
         c = min(self.w, SAMPLE)
+        self._ensure(h, min(2 * c, SAMPLE))
         for arr in (self.samp, self.samp_step):
             both = np.concatenate((arr[a, :c], arr[b, :c]), axis=1)
             if 2 * c <= SAMPLE:
