@@ -212,7 +212,9 @@ def json_document(diagnoses: list, errors: list[LrDoctorError], sweeps: list = (
            "runs": [d.to_dict() for d in diagnoses],
            "errors": [{"source": e.source, "message": e.message} for e in errors],
            "sweeps": [s.to_dict() for s in sweeps]}
-    return json.dumps(_clean(doc), indent=2, allow_nan=False)
+    from lrdoctor.jsonout import dumps
+
+    return dumps(doc)  # byte for byte json.dumps(_clean(doc), indent=2, allow_nan=False)
 
 
 def html_summary(d) -> str:
