@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from lrdoctor import detect
-from lrdoctor.detect._curve import FEW_POINTS, lr_range
+from lrdoctor.detect._curve import FEW_POINTS, fmt_step, lr_range
 from lrdoctor.errors import LrDoctorError
 from lrdoctor.finding import Finding
 from lrdoctor.history import History, from_columns
@@ -241,8 +241,8 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
                     severity=cause.severity if cause else 0.0, current_lr=current,
                     context=context, schedule=sched)
     if over is not None:
-        rec.notes.append(f"overfitting from step {over.start:g}: keep the LR for it; stop at "
-                         f"step {over.start:g} (the best checkpoint) or regularize (weight "
+        rec.notes.append(f"overfitting from step {fmt_step(over.start)}: keep the LR for it; stop "
+                         f"at step {fmt_step(over.start)} (the best checkpoint) or regularize (weight "
                          "decay, dropout, more data)")
     if verdict == "ok" and any(f.kind == "schedule_bound" for f in findings):
         third = "" if current is None else f" ({current / 3:.2g})"
@@ -252,7 +252,7 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
     elif verdict == "ok" and floor is not None:
         # an early floor inside the range: the LR may set it (too high) or the run may be
         # stuck on a plateau that a larger LR escapes; only runs at other LRs can tell
-        rec.notes.append(f"the loss sat on a floor from step {floor.start:g} on, which the "
+        rec.notes.append(f"the loss sat on a floor from step {fmt_step(floor.start)} on, which the "
                          "LR may set or a larger LR may escape; "
                          + one_run_cannot_tell(current))
     elif verdict == "ok":

@@ -12,6 +12,7 @@ import re
 import numpy as np
 
 from lrdoctor._version import __version__
+from lrdoctor.detect._curve import fmt_step
 from lrdoctor.errors import LrDoctorError
 
 HEADLINE = {
@@ -133,12 +134,12 @@ def text_report(diagnoses: list, *, color: bool = False, sweeps: list = ()) -> s
         out.append(f"{head}  {printable(d.source)}")
         span = ""
         if n:
-            span = f", steps {first:g}..{last:g}"
+            span = f", steps {fmt_step(first)}..{fmt_step(last)}"
         out.append(f"  run {_quoted(d.run)}: {n} points of {_quoted(d.metric)}{span}; "
                    f"LR {_run_lr(d)}")
         for f in d.findings:
-            where = f"{f.start:g}" if f.start is not None else "?"
-            where += "..end" if f.end is None else (f"..{f.end:g}" if f.end != f.start else "")
+            where = fmt_step(f.start) if f.start is not None else "?"
+            where += "..end" if f.end is None else (f"..{fmt_step(f.end)}" if f.end != f.start else "")
             out.append(f"  - {f.kind:<16} steps {where:<16} severity {f.severity:.2f}  "
                        f"{printable(f.message)}")
         if not d.findings and d.verdict == "ok":
@@ -266,7 +267,7 @@ def _trend(d) -> str:
 def watch_status(d, *, width: int = 120, color: bool = False) -> str:
     """The status line of a run being watched: run, step, loss trend, verdict, advice."""
     steps = d.history.logged_steps
-    step = f"{steps[-1]:g}" if len(steps) else "-"
+    step = fmt_step(steps[-1]) if len(steps) else "-"
     verdict = HEADLINE[d.verdict]
     line = f"{printable(d.run)[-40:]:<24}  step {step:>8}  loss {_trend(d):<18}  {{v}}  {short_advice(d)}"
     plain = line.format(v=verdict)[:width - 1]

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from lrdoctor._version import __version__
+from lrdoctor.detect._curve import fmt_step
 from lrdoctor.plot import shown
 from lrdoctor.render import _run_lr, short_advice
 
@@ -149,8 +150,8 @@ def _figures(diagnoses: list, logy, *, jobs=None, executor=None,
 
 
 def _span(f) -> str:
-    start = "?" if f.start is None else f"{f.start:g}"
-    return f"{start}..{'end' if f.end is None else format(f.end, 'g')}"
+    start = "?" if f.start is None else fmt_step(f.start)
+    return f"{start}..{'end' if f.end is None else fmt_step(f.end)}"
 
 
 def write_report(diagnoses: list, path, *, errors=(), logy=None, sweeps=(),

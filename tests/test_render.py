@@ -112,3 +112,15 @@ def test_error_lines_on_stderr_are_escaped(tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1
     assert "\x1b" not in err and "\r" not in err
     assert "x\\x1b[2J\\rbroken.csv: line 3" in err
+
+
+def test_steps_are_written_out_not_in_exponent_form():
+    import numpy as np
+    import pandas as pd
+
+    import lrdoctor
+
+    x = 2.3 * np.exp(-3 * np.arange(1000) / 1000) + 0.1
+    steps = np.linspace(0, 9_999_999, 1000).astype(np.int64)
+    text = lrdoctor.diagnose(pd.Series(x, index=steps), lr=1e-3).summary()
+    assert "steps 0..9999999" in text and "1e+07" not in text
