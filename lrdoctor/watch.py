@@ -738,7 +738,7 @@ class _JsonlFollower:
                 continue
             try:
                 r = json.loads(ln)
-            except json.JSONDecodeError:
+            except (ValueError, RecursionError):  # not JSON, nested too deep, huge integer
                 bad += 1
                 continue
             if isinstance(r, dict):

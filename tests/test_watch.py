@@ -151,6 +151,22 @@ def test_damaged_line_is_a_note_and_other_runs_go_on(tmp_path):
         assert w.diagnoses_[str(bad)].history.logged_steps[-1] == 46
 
 
+def test_a_json_line_nested_too_deep_is_a_damaged_line_not_an_error(tmp_path):
+    # json.loads raises RecursionError (not JSONDecodeError) on 10,000 levels of nesting
+    log = tmp_path / "run.jsonl"
+    log.write_text("".join(json.dumps({"step": i, "loss": 2.3 - i * 0.01}) + "\n"
+                           for i in range(30)))
+    with Watcher([str(log)]) as w:
+        w.poll()
+        with open(log, "a") as fh:
+            fh.write('{"a":' * 10_000 + "1" + "}" * 10_000 + "\n")
+            fh.write("".join(json.dumps({"step": i, "loss": 2.0}) + "\n" for i in (30, 31)))
+        ev = w.poll()
+    assert not any(e["event"] == "error" for e in ev)
+    assert any(e["event"] == "note" and "damaged" in e["message"] for e in ev)
+    assert w.diagnoses_[str(log)].history.logged_steps[-1] == 31
+
+
 def _prefix_check(full: Path, tmp_path: Path, cuts, name=None):
     """Stream ``full`` in the given byte cuts; after each, the watcher's verdict equals
     lrdoctor.analyze on the complete lines written so far."""
