@@ -241,9 +241,10 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
                     severity=cause.severity if cause else 0.0, current_lr=current,
                     context=context, schedule=sched)
     if over is not None:
-        rec.notes.append(f"overfitting from step {fmt_step(over.start)}: keep the LR for it; stop "
-                         f"at step {fmt_step(over.start)} (the best checkpoint) or regularize (weight "
-                         "decay, dropout, more data)")
+        at = fmt_step(over.start)
+        rec.notes.append(f"overfitting from step {at}: keep the LR for it; stop at step {at} "
+                         "(the best checkpoint) or regularize (weight decay, dropout, more "
+                         "data)")
     if verdict == "ok" and any(f.kind == "schedule_bound" for f in findings):
         third = "" if current is None else f" ({current / 3:.2g})"
         rec.notes.append(f"progress waited for the LR to decay: a run at 1/3 of the peak"

@@ -139,7 +139,10 @@ def text_report(diagnoses: list, *, color: bool = False, sweeps: list = ()) -> s
                    f"LR {_run_lr(d)}")
         for f in d.findings:
             where = fmt_step(f.start) if f.start is not None else "?"
-            where += "..end" if f.end is None else (f"..{fmt_step(f.end)}" if f.end != f.start else "")
+            if f.end is None:
+                where += "..end"
+            elif f.end != f.start:
+                where += f"..{fmt_step(f.end)}"
             out.append(f"  - {f.kind:<16} steps {where:<16} severity {f.severity:.2f}  "
                        f"{printable(f.message)}")
         if not d.findings and d.verdict == "ok":

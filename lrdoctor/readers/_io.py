@@ -2,6 +2,7 @@
 peeking at content, binary checks, and the one line-length cap of every text reader."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import mmap
@@ -173,6 +174,22 @@ def open_log(path: Path, limit: int | None = None):
         raw.close()
         raise
     return raw
+
+
+@contextlib.contextmanager
+def for_arrow(path: Path, limit: int | None = None):
+    """:func:`open_log` for pyarrow to read. A gzip file's :class:`Bounded` stream is
+    quiet: a bound reached or damage ends it (an exception raised through pyarrow's reader
+    threads can leave the process hanging at exit), and its error is raised once pyarrow is
+    done, in place of whatever pyarrow then said of the cut content."""
+    with open_log(path, limit) as fh:
+        if isinstance(fh, Bounded):
+            fh.quiet = True
+        try:
+            yield fh
+        finally:
+            if getattr(fh, "failure", None) is not None:
+                raise fh.failure
 
 
 def is_gzip(path: Path) -> bool:

@@ -241,13 +241,8 @@ def _csv_input(path: Path, data: bytes | None = None):
     if data is not None:
         yield pa.BufferReader(data)
     elif _io.is_gzip(path):
-        with _io.open_log(path, _io.MAX_LINE_BYTES) as fh:
-            fh.quiet = True  # a bound reached ends the stream; said once pyarrow is done
-            try:
-                yield fh
-            finally:
-                if fh.failure is not None:
-                    raise fh.failure
+        with _io.for_arrow(path, _io.MAX_LINE_BYTES) as fh:
+            yield fh
     elif str(path).isascii() or _utf8(str(path)):
         with pa.OSFile(str(path)) as fh:
             yield fh

@@ -87,27 +87,18 @@ def metric_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     names = FIELDS[:ncols]
     try:
         # as every table is read: a gzip file decompressed within its bounds, a damaged
-        # one one clear line (pyarrow's own inflate would raise a bare OSError)
-        with _io.open_log(path, _io.MAX_LINE_BYTES) as fh:
-            if isinstance(fh, _io.Bounded):
-                # a bound reached or a damaged stream ends it (pyarrow's reader threads
-                # must not raise); said once pyarrow is done, before what pyarrow says of
-                # the cut content
-                fh.quiet = True
-            try:
-                tbl = pacsv.read_csv(
-                    fh, read_options=pacsv.ReadOptions(column_names=names),
-                    parse_options=pacsv.ParseOptions(delimiter=" "),
-                    convert_options=pacsv.ConvertOptions(
-                        include_columns=names[:3],
-                        column_types={"timestamp": pa.float64(), "value": pa.float64(),
-                                      "step": pa.float64()}))
-            except pa.ArrowInvalid as exc:
-                failure = getattr(fh, "failure", None)
-                raise failure or LrDoctorError(_damage(path, ncols, str(exc)),
-                                               str(path)) from None
-            if getattr(fh, "failure", None) is not None:
-                raise fh.failure
+        # one one clear line (pyarrow's own inflate would raise a bare OSError), said
+        # before pyarrow's parse error on the cut content
+        with _io.for_arrow(path, _io.MAX_LINE_BYTES) as fh:
+            tbl = pacsv.read_csv(
+                fh, read_options=pacsv.ReadOptions(column_names=names),
+                parse_options=pacsv.ParseOptions(delimiter=" "),
+                convert_options=pacsv.ConvertOptions(
+                    include_columns=names[:3],
+                    column_types={"timestamp": pa.float64(), "value": pa.float64(),
+                                  "step": pa.float64()}))
+    except pa.ArrowInvalid as exc:
+        raise LrDoctorError(_damage(path, ncols, str(exc)), str(path)) from None
     except (EOFError, OSError) as exc:
         raise _io.gzip_error(path, exc) from None
     from lrdoctor.readers.delimited import column_values
