@@ -50,17 +50,16 @@ def parse_lines(path: Path, data: bytes) -> tuple[list[dict], list[str]]:
                 raise LrDoctorError(f"line {lineno}: JSON nested too deep to read (a metrics "
                                     "line is one flat object); fix or delete that line",
                                     src) from None
-            except ValueError as exc:
-                if not isinstance(exc, json.JSONDecodeError):
-                    raise LrDoctorError(f"line {lineno}: a number of more than 4,300 "
-                                        "digits, not a metric value; fix or delete that line",
-                                        src) from None
+            except json.JSONDecodeError as exc:
                 if k == len(numbered) - 1 and k > 0:
                     notes.append(f"the last line ({lineno}) is incomplete (a log still being "
                                  "written?) and was skipped")
                     break
                 raise LrDoctorError(f"line {lineno}: not valid JSON ({exc.msg} at column "
                                     f"{exc.colno}); fix or delete that line", src) from None
+            except ValueError:  # json's refusal of an integer of more than 4,300 digits
+                raise LrDoctorError(f"line {lineno}: a number of more than 4,300 digits, not "
+                                    "a metric value; fix or delete that line", src) from None
     bad = next((i for i, r in enumerate(records) if not isinstance(r, dict)), None)
     if bad is not None:
         raise LrDoctorError(f"line {numbered[bad][0]}: a JSON {type(records[bad]).__name__}, "
