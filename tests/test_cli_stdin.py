@@ -5,6 +5,7 @@ import io
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,3 +102,51 @@ def test_a_real_pipe():
                        input=(SAMPLES / "healthy_lr1e-3.csv").read_bytes(),
                        capture_output=True)
     assert r.returncode == 0 and r.stdout.startswith(b"LR LOOKS FINE  <stdin>")
+
+
+def _single_file_logs():
+    import csv
+
+    from conftest import SHARED
+
+    manifest = SHARED / "real_logs" / "MANIFEST.csv"
+    if not manifest.is_file():
+        return ["absent"]
+    return [r["file"] for r in csv.DictReader(manifest.open())
+            if (SHARED / "real_logs" / r["file"]).is_file()]
+
+
+@pytest.mark.parametrize("name", _single_file_logs())
+def test_every_real_single_file_log_reads_the_same_from_a_pipe(shared, name, capsys,
+                                                                monkeypatch):
+    """A table is told from its content, not its ``.csv`` name: a YOLO ``results.csv`` whose
+    header names only epochs and box losses, a wide sweep whose columns are LRs, a quoted W&B
+    export. An MLflow metric file (lines of bare numbers) needs its path; it is the one kind
+    that a pipe cannot carry."""
+    from lrdoctor.readers import sniff
+
+    f = shared / "real_logs" / name
+    kind = sniff(f)
+    if kind == "mlflow":
+        pytest.skip("an MLflow metric file is told by its place in mlruns/, not its content")
+    data = f.read_bytes()
+    assert sniff(Path("<stdin>"), data[: 1 << 16]) == kind
+    code, out, _ = analyze([str(f), "--format", "json"], capsys)
+    direct = json.loads(out)["runs"]
+    piped(monkeypatch, data)
+    code2, out2, _ = analyze(["-", "--format", "json"], capsys)
+    got = json.loads(out2)["runs"]
+    assert code2 == code
+    assert [(r["verdict"], r["n_points"], r["metric"]) for r in got] == \
+        [(r["verdict"], r["n_points"], r["metric"]) for r in direct]
+
+
+def test_a_text_log_with_commas_is_not_taken_for_a_table():
+    from lrdoctor.readers import _table_header
+
+    assert not _table_header("epoch 1, loss 0.51, acc 0.80\nepoch 2, loss 0.42, acc 0.84\n"
+                             "epoch 3, loss 0.40, acc 0.85\n")
+    assert not _table_header("{'loss': 0.5, 'lr': 0.001}\n{'loss': 0.4, 'lr': 0.001}\n")
+    assert _table_header("a,b,c\n1,2,3\n4,5,nan\n6,7,")  # the last line may be cut
+    assert _table_header('"x","y"\n"1","2.5e-3"\n"2",""\n')
+    assert not _table_header("a,b,c\n1,2\n4,5,6\n")  # ragged: not a table

@@ -87,15 +87,47 @@ def _python_dict(text: str) -> bool:
 
 
 def _table_header(text: str) -> bool:
-    """Whether the first line reads as a delimited header naming a loss or a step."""
+    """Whether the text starts as a delimited table: a first line that names a loss or a step,
+    or a header over rows of numbers (the test that does not need a ``.csv`` name, so that a
+    table piped to standard input is read as one: a YOLO ``results.csv``, a wide sweep)."""
     from lrdoctor.readers import _columns as C
 
-    line = text.partition("\n")[0].strip()
+    lines = text.split("\n")
+    line = lines[0].strip()
     for sep in (",", "\t", ";"):
-        cells = [c.strip() for c in line.split(sep)]
-        if len(cells) >= 2 and (C.find(cells, C.LOSS) or C.find(cells, C.STEP)):
+        cells = [c.strip().strip('"') for c in line.split(sep)]
+        if len(cells) < 2:
+            continue
+        if C.find(cells, C.LOSS) or C.find(cells, C.STEP) or C.find(cells, C.EPOCH):
+            return True
+        if _numeric_rows(lines[1:-1], sep, len(cells)):  # the last line may be cut short
             return True
     return False
+
+
+_NUMBER = None
+
+
+def _numeric_rows(lines: list[str], sep: str, width: int, least: int = 2) -> bool:
+    """Whether the (complete) lines are rows of ``width`` cells split by ``sep``, at least 80%
+    of the cells numbers or empty, as under a table's header; text logs ("loss 0.5, acc 0.9",
+    a printed dict) give cells holding words."""
+    import re
+
+    global _NUMBER
+    if _NUMBER is None:
+        _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)|",
+                             re.IGNORECASE)
+    rows = [ln.strip() for ln in lines[:50] if ln.strip()]
+    if len(rows) < least:
+        return False
+    cells = []
+    for row in rows:
+        got = [c.strip().strip('"') for c in row.split(sep)]
+        if len(got) != width:
+            return False
+        cells += got
+    return sum(_NUMBER.fullmatch(c) is not None for c in cells) >= 0.8 * len(cells)
 
 
 def _mlflow_db(path: Path) -> bool:
