@@ -75,28 +75,46 @@ def run_name(path: Path) -> str:
 
 def metric_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of one metric file, in the order written."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
     text_head = _io.head(path, 4096).decode("utf-8", errors="replace")
     first = next((ln for ln in text_head.splitlines() if ln.strip()), "")
     ncols = len(first.split())
+    # as every table is read: a gzip file decompressed within its bounds, a damaged one
+    # one clear line (pyarrow's own inflate would raise a bare OSError), said before
+    # pyarrow's parse error on the cut content
+    try:
+        with _io.for_arrow(path, _io.MAX_LINE_BYTES) as fh:
+            steps, values = metric_lines(fh, ncols, path)
+    except (EOFError, OSError) as exc:
+        raise _io.gzip_error(path, exc) from None
+    if steps is None:
+        steps = np.arange(len(values), dtype=np.float64)
+    return steps, values
+
+
+def metric_lines(source, ncols: int, path: Path) -> tuple[np.ndarray | None, np.ndarray]:
+    """(steps, values) of metric lines of ``ncols`` fields (``source``: the bytes of whole
+    lines, or a stream of them); the steps are None for ``timestamp value`` lines (their
+    order is the step). One parser for the batch reader (a whole file) and for
+    ``lrdoctor watch`` (the lines appended since it last read)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
     if ncols not in (2, 3, 5):
         raise LrDoctorError(f"line 1: {ncols} field(s), expected 'timestamp value step'; "
                             "the metric file is damaged", str(path))
     names = FIELDS[:ncols]
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        source = io.BytesIO(source)
     try:
-        # as every table is read: a gzip file decompressed within its bounds, a damaged
-        # one one clear line (pyarrow's own inflate would raise a bare OSError), said
-        # before pyarrow's parse error on the cut content
-        with _io.for_arrow(path, _io.MAX_LINE_BYTES) as fh:
-            tbl = pacsv.read_csv(
-                fh, read_options=pacsv.ReadOptions(column_names=names),
-                parse_options=pacsv.ParseOptions(delimiter=" "),
-                convert_options=pacsv.ConvertOptions(
-                    include_columns=names[:3],
-                    column_types={"timestamp": pa.float64(), "value": pa.float64(),
-                                  "step": pa.float64()}))
+        tbl = pacsv.read_csv(
+            source, read_options=pacsv.ReadOptions(column_names=names),
+            parse_options=pacsv.ParseOptions(delimiter=" "),
+            convert_options=pacsv.ConvertOptions(
+                include_columns=names[:3],
+                column_types={"timestamp": pa.float64(), "value": pa.float64(),
+                              "step": pa.float64()}))
     except pa.ArrowInvalid as exc:
         raise LrDoctorError(_damage(path, ncols, str(exc)), str(path)) from None
     except (EOFError, OSError) as exc:
@@ -104,8 +122,7 @@ def metric_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     from lrdoctor.readers.delimited import column_values
 
     values, _ = column_values(tbl.column("value"))
-    steps = (column_values(tbl.column("step"))[0] if ncols >= 3
-             else np.arange(len(values), dtype=np.float64))
+    steps = column_values(tbl.column("step"))[0] if ncols >= 3 else None
     return steps, values
 
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 import struct
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -164,10 +165,14 @@ def _resync(buf: bytes, data: np.ndarray, pos: int) -> tuple[int | None, int]:
     return None, dropped
 
 
-def _frame(buf: bytes, name: str) -> tuple[np.ndarray, np.ndarray, list, list[str]]:
+def _frame(buf: bytes, name: str, checked: bool | None = None
+           ) -> tuple[np.ndarray, np.ndarray, list, list[str], int, bool | None]:
     """(start, length) of each record's data; each damaged stretch skipped, as (index of
     the first record after it, file name, first byte, next valid record or None, records
-    lost); and a note on an incomplete last record.
+    lost); a note on an incomplete last record; the offset where reading stopped (past the
+    last complete record; at the damage when no valid record follows it); and whether the
+    records' CRCs are checked (None: not looked at yet; False: the writer leaves them zero),
+    given back by a caller that frames a file piece by piece (:func:`decode`).
 
     The records are walked by their lengths. Where the walk shows a sign of damage (a
     record that runs past the end of the file, or one that does not start as an event),
@@ -180,7 +185,7 @@ def _frame(buf: bytes, name: str) -> tuple[np.ndarray, np.ndarray, list, list[st
     n = len(buf)
     data = np.frombuffer(buf, dtype=np.uint8)
     all_starts, all_lengths, damage, notes = [], [], [], []
-    pos, checked, got = 0, None, 0
+    pos, got, end = 0, 0, n
     while True:
         starts, lengths, stop = _walk(buf, pos)
         bad_at = None
@@ -203,6 +208,7 @@ def _frame(buf: bytes, name: str) -> tuple[np.ndarray, np.ndarray, list, list[st
         if bad_at is None:
             all_starts.append(starts)
             all_lengths.append(lengths)
+            end = stop
             if stop < n:
                 got += len(starts)
                 notes.append(f"{name}: the last {n - stop} bytes are an incomplete "
@@ -222,18 +228,22 @@ def _frame(buf: bytes, name: str) -> tuple[np.ndarray, np.ndarray, list, list[st
         dropped += passed
         damage.append((got, name, bad_at, nxt, dropped))
         if nxt is None:
+            end = bad_at
             break
         pos = nxt
-    return np.concatenate(all_starts), np.concatenate(all_lengths), damage, notes
+    return (np.concatenate(all_starts), np.concatenate(all_lengths), damage, notes, end,
+            checked)
 
 
-def _damage_notes(damage: list, handled: np.ndarray, step: np.ndarray, size: int
-                  ) -> list[str]:
+def _damage_notes(damage: list, handled: np.ndarray, step: np.ndarray, size: int,
+                  base: int = 0) -> list[str]:
     """One note per damaged stretch: where, how many bytes and records were lost, the steps
-    of the scalars read on either side of it, where reading resumed."""
+    of the scalars read on either side of it, where reading resumed (``base``: the file
+    offset of the bytes framed, when a piece of the file was)."""
     idx = np.flatnonzero(handled)
     out = []
     for k, name, bad_at, nxt, dropped in damage:
+        bad_at, nxt, size = bad_at + base, None if nxt is None else nxt + base, size + base
         at = int(np.searchsorted(idx, k))
         before = f"step {step[idx[at - 1]]}" if at > 0 else "the start"
         after = f"step {step[idx[at]]}" if at < len(idx) else "the end"
@@ -484,21 +494,49 @@ def _tensor_scalar(buf: bytes, start: int, end: int) -> float | None:
 
 # ---------------------------------------------------------------------------- scalars
 
-def scalars(path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
-    """Every scalar tag of one event file: ``{tag: (steps, values)}`` in file order, and
-    notes (a damaged tail)."""
-    src = str(path)
-    buf = _io.read_bytes(path)
-    if len(buf) < 12:
-        raise LrDoctorError("too short to be a TensorBoard event file (no complete record)",
-                            src)
-    starts, lengths, damage, tail = _frame(buf, path.name)
-    if len(starts) == 0:
-        raise LrDoctorError("no complete TensorBoard record; the event file is damaged or "
-                            "not an event file", src)
+class Decoded(NamedTuple):
+    """The scalars of a run of records (:func:`decode`)."""
+
+    #: ``{tag: (record index, step, value)}`` in the batch reader's order: the tags of the
+    #: common layout sorted, then the general decoder's others as first met
+    tags: dict
+    #: the tags of the common layout (the rest came from the general decoder)
+    fast: list
+    #: damaged stretches skipped, the incomplete last record (also in ``tail``: a file
+    #: being written waits for its rest), damaged records
+    notes: list
+    tail: list
+    #: records framed, the offset past the last one read, whether CRCs are checked
+    records: int
+    end: int
+    checked: bool | None
+
+
+def decode(buf: bytes, name: str, *, base: int = 0, checked: bool | None = None,
+           hold_last: bool = False) -> Decoded:
+    """Every scalar of the records in ``buf``: one decoder for the batch reader (a whole
+    file, :func:`scalars`) and for ``lrdoctor watch`` (the bytes appended since the last
+    read, from ``base`` in the file, with ``checked`` as the last read left it).
+
+    With ``hold_last``, a last record whose length's CRC checks out but whose data's does
+    not is left unread (``end`` before it): in a file being written, it may be one whose
+    bytes are not all there yet; it is read with the bytes after it."""
+    starts, lengths, damage, tail, end, checked = _frame(buf, name, checked)
     data = np.frombuffer(buf, dtype=np.uint8)
+    if hold_last and checked is not False and len(starts):
+        s0, n0 = int(starts[-1]), int(lengths[-1])
+        if _header_crc_ok(data, np.array([s0 - 12], dtype=np.int64))[0] and \
+                not _data_crc_ok(buf, s0, n0):
+            starts, lengths, end = starts[:-1], lengths[:-1], s0 - 12
+            damage = [d for d in damage if d[0] <= len(starts)]
+    if hold_last and damage and damage[-1][3] is None:
+        # damaged bytes with no valid record after them yet: read again with what follows
+        # (the note is given once reading goes on past them)
+        damage = damage[:-1]
+    if not len(starts):
+        return Decoded({}, [], [], tail, 0, end, checked)
     handled, step, value, tag_at, tag_len, meta_only = _decode_fast(data, starts, lengths)
-    notes = _damage_notes(damage, handled, step, len(buf)) + tail
+    notes = _damage_notes(damage, handled, step, len(buf), base) + tail
     # the general decoder takes every other record that starts like an event (the file
     # version record, graphs, histograms, several values in one event, unusual layouts)
     starts_like_event = data[np.minimum(starts, len(data) - 1)] == 0x09
@@ -509,7 +547,7 @@ def scalars(path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[
             for s, t, v in _decode_slow(buf, int(starts[r]), int(lengths[r])):
                 extra.setdefault(t, []).append((int(r), s, v))
         except (ValueError, IndexError, struct.error):
-            notes.append(f"{path.name}: record {r + 1} (byte {int(starts[r]) - 12}) is "
+            notes.append(f"{name}: record {r + 1} (byte {base + int(starts[r]) - 12}) is "
                          "damaged; the records before and after it were read")
     out: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     idx = np.flatnonzero(handled)
@@ -524,6 +562,7 @@ def scalars(path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[
         for k, key in enumerate(keys):
             rows = idx[order[bounds[k]:bounds[k + 1]]]
             out[key.decode("utf-8", errors="replace")] = (rows, step[rows], value[rows])
+    fast = list(out)
     for t, found in extra.items():  # merged with the fast path's values in file order
         a = np.asarray(found, dtype=np.float64)
         rows, steps, values = out.get(t, (np.empty(0, np.int64), np.empty(0, np.int64),
@@ -532,7 +571,22 @@ def scalars(path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[
         order = np.argsort(rows, kind="stable")
         out[t] = (rows[order], np.r_[steps, a[:, 1].astype(np.int64)][order],
                   np.r_[values, a[:, 2]][order])
-    return {t: (steps, values) for t, (_, steps, values) in out.items()}, notes
+    return Decoded(out, fast, notes, tail, len(starts), end, checked)
+
+
+def scalars(path: Path) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], list[str]]:
+    """Every scalar tag of one event file: ``{tag: (steps, values)}`` in file order, and
+    notes (a damaged tail)."""
+    src = str(path)
+    buf = _io.read_bytes(path)
+    if len(buf) < 12:
+        raise LrDoctorError("too short to be a TensorBoard event file (no complete record)",
+                            src)
+    got = decode(buf, path.name)
+    if got.records == 0:
+        raise LrDoctorError("no complete TensorBoard record; the event file is damaged or "
+                            "not an event file", src)
+    return {t: (steps, values) for t, (_, steps, values) in got.tags.items()}, got.notes
 
 
 # ---------------------------------------------------------------------------- read
