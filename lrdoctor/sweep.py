@@ -40,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lrdoctor.readers._columns import LR_IN_NAME
 from lrdoctor.rules import Recommendation
 
 #: Half a decade: a run within this factor of the best LR is in the good band.
@@ -49,8 +50,6 @@ TAIL = 0.1
 #: A run that ends above this multiple of its start diverged.
 DIVERGED = 1.5
 
-_NUM = r"\d*\.?\d+(?:e[-+]?\d+)?"
-_LR_TOKEN = re.compile(rf"(?i)(?<![a-z])(?:lr|learning[_-]?rate)[_=\-]?{_NUM}")
 _SEED_TOKEN = re.compile(r"(?i)(?<![a-z0-9])(?:seed|s)[_=\-]?\d+(?![a-z0-9.])")
 _RUN_TOKEN = re.compile(r"(?i)(?<![a-z])(?:version|run|trial)[_=\-]?\d+(?![a-z0-9.])")
 
@@ -123,9 +122,9 @@ def run_lr(d) -> float | None:
     its name."""
     if d.current_lr is not None and d.current_lr > 0:
         return float(d.current_lr)
-    m = _LR_TOKEN.search(d.run) or _LR_TOKEN.search(Path(d.source.split("::")[0]).name)
+    m = LR_IN_NAME.search(d.run) or LR_IN_NAME.search(Path(d.source.split("::")[0]).name)
     if m:
-        v = float(re.sub(r"(?i)^(?:lr|learning[_-]?rate)[_=\-]?", "", m.group(0)))
+        v = float(m.group(1))
         return v if v > 0 else None
     return None
 
@@ -134,7 +133,7 @@ def run_lr(d) -> float | None:
 def _stripped(s: str) -> str:
     """``s`` with its LR, seed and run-number tokens replaced by tags (a folder or metric
     name is shared by many runs: worked out once)."""
-    for rx, tag in ((_LR_TOKEN, "{lr}"), (_SEED_TOKEN, "{seed}"), (_RUN_TOKEN, "{run}")):
+    for rx, tag in ((LR_IN_NAME, "{lr}"), (_SEED_TOKEN, "{seed}"), (_RUN_TOKEN, "{run}")):
         s = rx.sub(tag, s)
     return s
 

@@ -153,6 +153,23 @@ def test_grouping_by_name_tokens():
         group_key(D("net_lr0.01", "a/net_lr0.01.csv"))
 
 
+@pytest.mark.parametrize("name, lr", [("net_learning_rate_0.01", 0.01), ("net-lr3e-4", 3e-4),
+                                      ("net_LR=1e-3", 1e-3), ("net_learning-rate 0.1", 0.1),
+                                      ("net_lr1e+2", 100.0), ("net_clr0.1", None)])
+def test_an_lr_in_a_run_name_reads_as_in_a_column_name(name, lr):
+    """One pattern serves the sweep view (run and file names) and the wide-sweep reader
+    (column names): the forms each accepts are the same."""
+    from lrdoctor.readers.delimited import lr_in_name
+    from lrdoctor.sweep import run_lr
+
+    class D:
+        current_lr, run, source = None, name, f"runs/{name}.csv"
+
+    col = lr_in_name(name, 1)
+    assert run_lr(D()) == lr
+    assert (col is None) if lr is None else col[0] == lr
+
+
 def test_one_lr_is_no_sweep_and_the_flags_decide(tmp_path, capsys):
     write_sweep(tmp_path / "one", [1e-3], seeds=(0, 1, 2))
     _, doc = analyze_json(capsys, tmp_path / "one")

@@ -33,6 +33,11 @@ GRAD_NORM = ["grad_norm", "gradient_norm", "grad-norm", "total_grad_norm",
              "optim/grad_norm", "grad_norm/total", "grad_2.0_norm_total", "gradnorm", "gnorm",
              "grad_norm_step", "train/grad_norm_step"]
 RUN = ["run", "run_name", "run_id"]
+#: An LR written into a name (``learning_rate_0.01``, ``adam-lr3e-4``, ``LR=1e-3``,
+#: ``learning-rate 0.1``): the value is group 1. Column names (a wide sweep) and run and file
+#: names (the sweep view) are read with this one pattern.
+LR_IN_NAME = re.compile(
+    r"(?i)(?<![a-z])(?:lr|learning[_-]?rate)[_=\- ]?(\d*\.?\d+(?:e[-+]?\d+)?)")
 
 
 def normalize(name: str) -> str:

@@ -424,14 +424,12 @@ def _read_wandb_chart(path: Path, sep: str, header: list[str], runs: dict, *, st
     return out
 
 
-_LR_IN_NAME = re.compile(r"(?:^|[^a-z])(?:lr|learning_rate)[_=\- ]?([0-9]*\.?[0-9]+(?:e-?[0-9]+)?)",
-                         re.IGNORECASE)
-
-
 def lr_in_name(name: str, n: int) -> np.ndarray | None:
     """A constant LR column from a name such as ``learning_rate_0.01``, ``adam-lr3e-4`` or
     a bare ``0.003``, or None when the name carries no LR."""
-    m = _LR_IN_NAME.search(name)
+    from lrdoctor.readers._columns import LR_IN_NAME
+
+    m = LR_IN_NAME.search(name)
     if m is None:
         return np.full(n, float(name)) if _lr_name(name) else None
     return np.full(n, float(m.group(1)))
