@@ -195,18 +195,39 @@ def _freeze(fig) -> None:
 
 
 # ---------------------------------------------------------------------- legend placement
-def _path_samples(pts: np.ndarray, spacing: float = 0.004, cap: int = 200_000):
-    """Points along a polyline (axes fractions) every ``spacing``, its vertices included."""
+def _path_samples(pts: np.ndarray, spacing: float = 0.004, cap: int = 200_000,
+                  view: tuple[float, float] = (-0.02, 1.02)):
+    """Points along a polyline (axes fractions) every ``spacing``, its vertices included,
+    of the part of it inside the square ``view`` (the axes, a little more): a line that
+    leaves the axes (a loss that blew up to 1e30 on axes clipped at its start) counts by
+    the length that is seen, and its length off the axes never overflows."""
     pts = pts[np.isfinite(pts).all(axis=1)]
     if len(pts) < 2:
-        return pts
-    seg = np.diff(pts, axis=0)
-    k = np.ceil(np.hypot(seg[:, 0], seg[:, 1]) / spacing).astype(np.int64).clip(1, None)
+        return pts[((pts >= view[0]) & (pts <= view[1])).all(axis=1)]
+    p0, seg = pts[:-1], np.diff(pts, axis=0)
+    with np.errstate(all="ignore"):  # Liang-Barsky: each segment cut to the view
+        ta, tb = (view[0] - p0) / seg, (view[1] - p0) / seg
+        inside = (p0 >= view[0]) & (p0 <= view[1])  # for a segment along an axis
+        t_in = np.where(seg == 0, np.where(inside, -np.inf, np.inf), np.minimum(ta, tb))
+        t_out = np.where(seg == 0, np.where(inside, np.inf, -np.inf), np.maximum(ta, tb))
+        t0 = np.maximum(0.0, t_in.max(axis=1))
+        t1 = np.minimum(1.0, t_out.min(axis=1))
+        # (clipped again: far outside, p0 + t * seg rounds off by more than the view)
+        a = np.clip(p0 + t0[:, None] * seg, *view)
+        b = np.clip(p0 + t1[:, None] * seg, *view)
+        keep = (t0 <= t1) & np.isfinite(a).all(axis=1) & np.isfinite(b).all(axis=1)
+        length = np.hypot(*(b - a).T)
+    if not keep.any():
+        return pts[:0]
+    a, b, t1, length = a[keep], b[keep], t1[keep], length[keep]
+    k = np.ceil(length / spacing).astype(np.int64).clip(1, None)
     if k.sum() > cap:
         k = np.maximum(1, (k * cap // k.sum()))
-    rep = np.repeat(np.arange(len(seg)), k)
+    rep = np.repeat(np.arange(len(a)), k)
     t = (np.arange(len(rep)) - np.repeat(np.cumsum(k) - k, k)) / np.repeat(k, k)
-    return np.vstack((pts[rep] + seg[rep] * t[:, None], pts[-1:]))
+    ends = t1 < 1  # a segment cut short ends there; a whole one where the next begins
+    ends[-1] = True
+    return np.vstack((a[rep] + (b - a)[rep] * t[:, None], b[ends]))
 
 
 def _ink(host, axes) -> list[tuple[np.ndarray, float, bool]]:
@@ -393,7 +414,7 @@ def _fit_rows(strip, labels) -> None:
 
 
 # ---------------------------------------------------------------------- figures
-def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
+def plot_diagnosis(d, ax=None, *, logy: bool | None = None, dpi: float = 150):
     """Draw the loss (raw faint, trend bold), validation loss, LR and every finding.
 
     The findings get one row each in a strip above the axes (label and span), the legend
@@ -404,9 +425,12 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
     ----------
     d : Diagnosis
     ax : matplotlib Axes, optional
-        Drawn on a new Figure (8 x 4.5 in, constrained layout) when None.
+        Drawn on a new Figure (8 x 4.5 in, at ``dpi``) when None.
     logy : bool, optional
         Log-scale y; default: when the finite loss spans more than 1.5 decades.
+    dpi : float
+        The new Figure's resolution: lay it out at the one it will be saved at (a report
+        saves at 110), so the text is measured once, not again when saved.
 
     Returns
     -------
@@ -420,11 +444,11 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None):
 
     title = f"{label_text(d.run)}: {HEADLINE[d.verdict]}"
     if getattr(d, "range_test", None) is not None:  # an LR range test: loss against LR
-        return plot_range_test(d.range_test, ax=ax, title=title,
+        return plot_range_test(d.range_test, ax=ax, title=title, dpi=dpi,
                                xlabel=f"LR (log)\n{HEADLINE[d.verdict]}: {short_advice(d)}")
     own = ax is None
     if own:
-        ax = Figure(figsize=(8, 4.5), dpi=150).add_subplot()
+        ax = Figure(figsize=(8, 4.5), dpi=dpi).add_subplot()
     fig = ax.figure
     h = d.history
     steps = h.logged_steps.astype(np.float64)
@@ -524,7 +548,8 @@ VERDICT_MARKERS = {"too_high": ("v", COLORS["high"]), "too_low": ("^", COLORS["l
                    "range_test": ("D", COLORS["lr"])}
 
 
-def plot_range_test(rt, ax=None, *, title: str | None = None, xlabel: str = "LR (log)"):
+def plot_range_test(rt, ax=None, *, title: str | None = None, xlabel: str = "LR (log)",
+                    dpi: float = 150):
     """An LR range test: the loss (faint) and the curve read (bold) against the LR on a log
     x axis, the suggestion (solid line), the range (shaded), the minimum and the blow-up
     (dotted). Returns the Axes (a new 8 x 4.5 in Figure when ``ax`` is None)."""
@@ -532,7 +557,7 @@ def plot_range_test(rt, ax=None, *, title: str | None = None, xlabel: str = "LR 
 
     own = ax is None
     if own:
-        ax = Figure(figsize=(8, 4.5), dpi=150, layout="constrained").add_subplot()
+        ax = Figure(figsize=(8, 4.5), dpi=dpi, layout="constrained").add_subplot()
     lr, loss = rt.lr, rt.loss
     fin = np.isfinite(loss)
     ax.plot(lr[fin], loss[fin], color=COLORS["raw"], lw=0.8, alpha=0.7, label="loss")

@@ -185,6 +185,26 @@ def test_legend_cost_counts_markers_and_lines():
                        margin=0) == 0  # touching is hiding; a gap is not
 
 
+def test_legend_ink_of_a_line_far_off_the_axes_is_what_is_seen():
+    """A loss that blew up to 1e16 axes heights (a linear axes clipped at its start) once
+    overflowed the count of samples along the line ('negative dimensions', no figure);
+    its samples are now those of the part inside the axes, the vertices in view kept."""
+    from lrdoctor.plot import _path_samples
+
+    far = np.array([[0, 0.5], [0.1, 1e16], [0.2, 0.5], [0.3, 1e16], [0.4, 0.5],
+                    [0.5, 0.4], [0.6, 1.8e308], [0.7, 0.3]])
+    got = _path_samples(far)
+    assert len(got) and (got >= -0.02).all() and (got <= 1.02).all()
+    for vertex in far[[0, 2, 4, 5, 7]]:
+        assert np.isclose(got, vertex).all(axis=1).any()
+    # the climb out of the axes at x 0..0.1 is seen as a vertical-ish line up to the edge
+    rising = got[(got[:, 0] <= 0.1)]
+    assert rising[:, 1].max() == pytest.approx(1.02) and len(rising) >= 0.5 / 0.004
+    inside = np.column_stack([np.linspace(0, 1, 50), np.linspace(0.2, 0.6, 50) ** 2])
+    assert len(_path_samples(inside)) > 50 and (_path_samples(inside)[-1] == inside[-1]).all()
+    assert len(_path_samples(np.array([[2.0, 2.0], [3.0, 3.0]]))) == 0
+
+
 def test_legend_goes_outside_when_every_place_inside_hides_data():
     n = 400
     s = np.arange(n)
