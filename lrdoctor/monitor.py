@@ -54,6 +54,10 @@ class Stream:
 
     def __init__(self, *, run: str, source: str, metric: str = "loss", available=(),
                  notes=()):
+        # a stream is diagnosed again and again: the trend's running median goes through
+        # scipy.ndimage's O(n log w) filter once it is loaded (detect._curve.running_median)
+        import scipy.ndimage  # noqa: F401
+
         self.run, self.source, self.metric = run, source, metric
         self.available, self.notes = list(available), list(notes)
         self.summary = Summary()

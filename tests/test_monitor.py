@@ -254,3 +254,74 @@ def test_a_warning_per_change_of_verdict_with_the_advice():
     assert stops[-1] and not any(stops[:-1]) and w.stopped_by_.kind == "nonfinite"
     assert len(msgs) == len(set(msgs)) and "LR too high" in msgs[-1]
     assert "nonfinite: loss becomes NaN at step 60" in msgs[-1] and "lower 5-10x" in msgs[-1]
+
+
+# ------------------------------------------------------- the re-diagnosis's faster paths
+def test_running_median_through_scipy_equals_the_selection_it_replaces(monkeypatch):
+    # a Stream loads scipy.ndimage and the trend then goes through its median_filter:
+    # the same numbers, whole or from a start, on ties, short curves and wide windows
+    import sys
+
+    import scipy.ndimage  # noqa: F401
+
+    from lrdoctor.detect._curve import running_median
+
+    rng = np.random.default_rng(21)
+    cases = []
+    for i in range(400):
+        n = int(rng.integers(1, 500))
+        z = (rng.standard_t(3, n).cumsum() if i % 3 == 0 else
+             rng.integers(0, 4, n).astype(float) if i % 3 == 1 else np.round(rng.random(n), 2))
+        cases.append((z, int(rng.integers(1, 80)) | 1, int(rng.integers(0, n + 1))))
+    fast = [running_median(z, w, start) for z, w, start in cases]
+    monkeypatch.delitem(sys.modules, "scipy.ndimage")
+    for (z, w, start), got in zip(cases, fast):
+        ref = running_median(z, w, start)
+        assert got.shape == ref.shape and np.array_equal(got, ref), (len(z), w, start)
+
+
+def test_median_and_robust_scale_equal_numpys():
+    from lrdoctor.detect._summary import median, robust_scale
+
+    rng = np.random.default_rng(22)
+    for i in range(3000):
+        n = int(rng.integers(1, 50)) if i % 10 else int(rng.integers(50, 20_000))
+        a = rng.standard_normal(n) if i % 4 < 2 else rng.integers(0, 5, n).astype(float)
+        if i % 4 == 3 and n > 2:
+            a[rng.integers(0, n)] = np.nan if i % 8 == 3 else np.inf
+        ref = float(np.median(a))
+        got = median(a)
+        assert got == ref or (np.isnan(got) and np.isnan(ref)), (n, ref, got)
+        ref = float(1.4826 * np.median(np.abs(a - np.median(a))))
+        got = robust_scale(a, 1.4826)
+        assert got == ref or (np.isnan(got) and np.isnan(ref)), (n, ref, got)
+    a = np.array([3.0, 1.0, 2.0])
+    median(a)
+    assert a.tolist() == [3.0, 1.0, 2.0]  # the input is left as it was
+
+
+@pytest.mark.parametrize("n", [1, 33, 4097, 8193, 140_001, 300_007])
+def test_summary_points_are_the_points_at_the_multiples_of_their_stride(n):
+    # the kept points sit at every multiple of the bins' stride, so the points of a span
+    # are those of its positions that are multiples of t: the raw points there
+    from lrdoctor.detect._summary import Summary
+
+    rng = np.random.default_rng(n)
+    x = rng.random(n) + 0.1
+    st = np.arange(n) * 3 + 7
+    s = Summary()
+    for part in np.array_split(np.arange(n), 5):
+        s.extend(st[part], x[part])
+    for _ in range(100):
+        lo = int(rng.integers(-3, n + 3))
+        hi = int(rng.integers(lo, n + 5))
+        most = int(rng.choice([1, 3, 100, 16384, 1 << 40]))
+        pos, val, stp = s.points(lo, hi, most)
+        a, b = max(0, lo), min(n, hi)
+        t = s.stride
+        while -(-(b - a) // t) > most:
+            t *= 2
+        want = np.arange(-(-a // t) * t, b, t)
+        assert np.array_equal(pos, want) and pos.dtype == np.int64
+        assert np.array_equal(val, x[want]) and np.array_equal(stp, st[want])
+        assert stp.dtype == st.dtype or not len(stp)

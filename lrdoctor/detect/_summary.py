@@ -46,6 +46,42 @@ def _steps_array(steps) -> np.ndarray:
     return s
 
 
+def median(a: np.ndarray) -> float:
+    """``float(np.median(a))`` of a 1-d array, the same number (the middle order statistic,
+    or the two middle ones' mean, NaN when a NaN is among them) from one partition, without
+    np.median's general machinery (which costs more than the selection on the short arrays
+    a diagnosis takes a dozen medians of)."""
+    if a.dtype != np.float64 or a.ndim != 1 or not len(a):
+        return float(np.median(a))
+    return _median_of(a.copy())
+
+
+def _median_of(part: np.ndarray) -> float:
+    """The median of a float64 work array, partitioned in place (around one position: the
+    one-position selection is numpy's fast path; the other middle of an even count is the
+    largest before it)."""
+    n = len(part)
+    h = n // 2
+    part.partition(h)
+    if np.isnan(part[h:].max()):  # NaN sorts last, so one is here: np.median says NaN
+        return float("nan")
+    if n % 2:
+        return float(part[h])
+    return float((part[:h].max() + part[h]) / 2)
+
+
+def robust_scale(r: np.ndarray, k: float) -> float:
+    """``float(k * np.median(np.abs(r - np.median(r))))``, the same number, from one work
+    array partitioned twice in place."""
+    if r.dtype != np.float64 or r.ndim != 1:
+        return float(k * np.median(np.abs(r - np.median(r))))
+    part = r.copy()
+    m = _median_of(part)
+    np.subtract(part, m, out=part)
+    np.abs(part, out=part)
+    return float(k * _median_of(part))
+
+
 class Runs:
     """Stretches of consecutive points above a limit (:meth:`Summary.over`).
 
@@ -477,7 +513,7 @@ class Summary:
                 self._med_valid = m
             out = self._med[:m]
         if len(self.t_x):
-            return np.append(out, np.median(self.t_x[:: self.stride]))
+            return np.append(out, median(self.t_x[:: self.stride]))
         return out.copy()
 
     def points(self, lo: int, hi: int, most: int):
@@ -492,26 +528,27 @@ class Summary:
         t = self.stride
         while -(-(hi - lo) // t) > most:
             t *= 2
-        w, m, s = self.w, self.m, self.stride
+        # the kept points are those at every multiple of the stride s (a bin's samples in
+        # row-major order: the kept point at position p is the (p // s)-th), so the points
+        # at the multiples of t (a multiple of s) are slices, not a mask over the bins
+        s, end = self.stride, self.m * self.w
         pos, val, stp = [], [], []
-        end = m * w
-        if lo < end:
-            k0, k1 = lo // w, min(m, -(-hi // w))
-            if t <= w:
-                j = t // s
-                c = min(w, SAMPLE)
-                p = (np.arange(k0, k1)[:, None] * w + np.arange(0, c, j)[None, :] * s)
-                v, st = self.samp[k0:k1, :c:j], self.samp_step[k0:k1, :c:j]
-            else:
-                ks = np.arange(-(-k0 * w // t) * t // w, k1, t // w)
-                p, v, st = ks * w, self.samp[ks, 0], self.samp_step[ks, 0]
-            p, v, st = p.ravel(), v.ravel(), st.ravel()
-            keep = (p >= lo) & (p < hi)
-            pos.append(p[keep]), val.append(v[keep]), stp.append(st[keep])
+        a = -(-lo // t) * t  # the first multiple of t from lo
+        b = min(hi, end)
+        if a < b:
+            c = min(self.w, SAMPLE)
+            cut = slice(a // s, -(-b // s), t // s)
+            pos.append(np.arange(a, b, t, dtype=np.int64))
+            val.append(self.samp[: self.m, :c].reshape(-1)[cut])
+            stp.append(self.samp_step[: self.m, :c].reshape(-1)[cut])
         if hi > end:
-            p = np.arange(end, end + len(self.t_x))
-            keep = (p % t == 0) & (p >= lo) & (p < hi)
-            pos.append(p[keep]), val.append(self.t_x[keep]), stp.append(self.t_step[keep])
+            a = -(-max(lo, end) // t) * t
+            pos.append(np.arange(a, hi, t, dtype=np.int64))
+            val.append(self.t_x[a - end: hi - end: t])
+            stp.append(self.t_step[a - end: hi - end: t])
+        if not pos:  # a span short of the next multiple of t
+            return (np.empty(0, np.int64), np.empty(0),
+                    np.empty(0, self.samp_step.dtype))
         return np.concatenate(pos), np.concatenate(val), np.concatenate(stp)
 
     def step_of(self, pos):

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lrdoctor.detect._curve import Curve, _robust_scale, fmt_step
+from lrdoctor.detect._curve import Curve, _robust_scale, fmt_step, median
 from lrdoctor.finding import Finding
 
 
@@ -48,7 +48,7 @@ class Oscillation:
         idx, xs, _ = curve.points(i0, nf)  # every late point (a strided subset of many)
         level = curve.trend_at(idx)
         r = xs - level
-        med = float(np.median(level))
+        med = median(level)
         lo, q90 = np.quantile(r, [0.5, 0.9])
         s0 = curve.start_level
         progress = s0 - med
@@ -101,7 +101,7 @@ def _dominant_period(curve: Curve, i0: int) -> float | None:
     if len(p) < 4:
         return None
     k = 1 + int(np.argmax(p[1:]))
-    if p[k] < 8 * np.median(p[1:]):
+    if p[k] < 8 * median(p[1:]):
         return None
     step_per_bin = curve.bin_size * float(np.median(np.diff(curve.head_steps)) or 1.0)
     return float(step_per_bin / f[k])
