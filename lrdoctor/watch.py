@@ -50,9 +50,21 @@ How each format is followed:
   evaluation line names a validation loss), the log is read again from the start. A log
   whose step is a counter within an epoch (made one step over the whole log), or whose
   sample matches no reader, is read whole (its complete lines) at each change.
-- ``trainer_state.json``, TensorBoard run folders and event files, MLflow runs and metric
-  files, W&B run files and gzip-compressed logs: re-read whole with the batch reader when
-  their size or modification time (for a folder: of any file in it) changes.
+- TensorBoard event files and run folders (:class:`_EventFollower`): record by record,
+  from the offset past the last complete record, decoded by the batch reader's decoder
+  (:func:`lrdoctor.readers.tensorboard.decode`); a partial last record waits; damaged
+  bytes in mid-file are skipped to the next valid record with a note; a new event file in
+  the folder is followed too. MLflow run folders and metric files
+  (:class:`_MetricsFollower`): each metric file line by line. W&B run files
+  (:class:`_WandbFollower`): record by record, from the first record not read whole. Their
+  named series (tags, keys) become rows as :func:`lrdoctor.readers._table.from_series`
+  makes them on the whole of them (:class:`_SeriesRows`).
+- ``trainer_state.json`` (:class:`_StateFollower`): rewritten whole at each save, so parsed
+  whole when it changes, but only the ``log_history`` entries beyond those already fed go
+  into the run's streams.
+- Keras' ``train/`` + ``validation/`` TensorBoard layout and gzip-compressed logs: re-read
+  whole with the batch reader when their size or modification time (for a folder: of any
+  file in it) changes.
 
 A file truncated (smaller than what was read) or replaced (another inode) is read again from
 the start, as ``tail -F`` does, with a note. A directory is walked again at every poll, so
@@ -77,6 +89,9 @@ CONDITIONS = ("too_high", "too_low", "nonfinite")
 NONFINITE = ("nonfinite", "hidden_nonfinite")
 #: The note of a log whose steps go back (its runs cannot be kept as summaries).
 STEPS_BACK = "steps go back (a resumed run?): read whole at each change from now on"
+#: Rows of a run of named series (TensorBoard, MLflow) that wait for a series behind the
+#: loss (:class:`_SeriesRows`) at most; past that they are taken as they are.
+WAIT_ROWS = 4096
 #: At most this many new bytes are read from one file in one poll (memory stays bounded
 #: when a large log is first opened; the rest is read at the next poll, without waiting).
 CHUNK_BYTES = 64 << 20
@@ -333,6 +348,10 @@ class _Source:
                 return None  # empty so far
         if self.mode == "reread":
             return self._reread(p, events)
+        if self.mode in ("tensorboard", "mlflow", "wandb"):
+            return self._follow(events)
+        if self.mode == "state":
+            return self._state(p, events)
         if self.tail is None:
             self.tail = _Tail(p)
             self.follower = self._new_follower()
@@ -355,6 +374,31 @@ class _Source:
             return self._reread(p, events)
         return self.follower.histories()
 
+    def _follow(self, events: list, keys=None) -> list | None:
+        """A run of named series (TensorBoard, MLflow): its follower reads what was
+        appended to its files."""
+        if self.follower is None or keys is not None:
+            cls = {"tensorboard": _EventFollower, "mlflow": _MetricsFollower,
+                   "wandb": _WandbFollower}[self.mode]
+            self.follower = cls(self.path, self.watcher.options, keys)
+        try:
+            if not self.follower.poll(events, self.watcher):
+                return None
+        except _Restart as again:  # the roles changed: read again with every name known
+            return self._follow(events, keys=again.keys)
+        except _Reset as why:  # a file truncated, replaced, removed: from the start
+            if str(why):
+                events.extend(self.watcher.note(self.path, f"{why}; read again from the "
+                                                           "start"))
+            self.follower = None
+            return self._follow(events)
+        except _Unsupported as why:  # steps that go back, a damaged line: the batch reader
+            if str(why):
+                events.extend(self.watcher.note(self.path, str(why)))
+            self.mode, self.follower = "reread", None
+            return self._reread(Path(self.path), events)
+        return self.follower.histories()
+
     def give_up(self, events: list) -> None:
         """Steps that go back (a resumed run): this log is read whole at each change from
         now on (its runs cannot be kept as summaries)."""
@@ -365,7 +409,7 @@ class _Source:
         from lrdoctor.readers import sniff
 
         if p.is_dir():
-            return "reread"
+            return self._folder_mode(p)
         try:
             if p.stat().st_size == 0:
                 return None
@@ -376,10 +420,68 @@ class _Source:
                 return "reread"
         except OSError:
             return None
+        if fmt in ("tensorboard", "mlflow"):
+            return self._file_mode(p, fmt)
+        if fmt == "hf_trainer":
+            return "state"
+        if fmt == "wandb":
+            return "wandb"
         if fmt in ("csv", "tsv", "jsonl", "text"):
             self.fmt = fmt
             return "jsonl" if fmt == "jsonl" else "text" if fmt == "text" else "csv"
         return "reread"
+
+    def _folder_mode(self, p: Path) -> str:
+        """A TensorBoard run folder of event files or an MLflow run folder is followed file
+        by file; a Keras layout (``train/`` and ``validation/`` folders) is read whole."""
+        from lrdoctor.readers import mlflow, tensorboard
+
+        fmt = self.watcher.format
+        if fmt in (None, "tensorboard") and tensorboard.event_files(p):
+            return "tensorboard"
+        if fmt in (None, "mlflow") and not tensorboard.split_run(p) and \
+                mlflow.is_run_folder(p):
+            return "mlflow"
+        return "reread"
+
+    def _file_mode(self, p: Path, fmt: str) -> str:
+        """An event file is followed record by record; a metric file line by line (when the
+        batch reader would diagnose it: a loss, or ``--metric``)."""
+        if fmt == "tensorboard":
+            from lrdoctor.readers.tensorboard import is_event_file
+
+            return "tensorboard" if is_event_file(p) else "reread"
+        from lrdoctor.readers import _columns as C
+        from lrdoctor.readers import mlflow
+
+        found = mlflow.run_of_metric_file(p)
+        key = found[1] if found else p.name
+        if self.watcher.options.get("metric") is None and C.find([key], C.LOSS) is None \
+                and C.pick_loss([key]) is None:
+            return "reread"  # the batch reader says why it is not read
+        return "mlflow"
+
+    def _state(self, p: Path, events: list) -> list | None:
+        """``trainer_state.json``: rewritten whole at each save, so it is parsed whole
+        when it changes; but only the ``log_history`` entries beyond those already fed go
+        into the run's streams (:class:`_StateFollower`)."""
+        sig = _signature(p)
+        if sig == self.signature:
+            return None
+        self.signature = sig
+        if self.follower is None:
+            self.follower = _StateFollower(self.path, self.watcher.options)
+        try:
+            return self.follower.poll(events, self.watcher)
+        except _Restart as again:
+            self.follower = _StateFollower(self.path, self.watcher.options, again.keys)
+            self.signature = None
+            return self._state(p, events)
+        except _Unsupported as why:  # steps that go back: the batch reader from now on
+            if str(why):
+                events.extend(self.watcher.note(self.path, str(why)))
+            self.mode, self.follower, self.signature = "reread", None, None
+            return self._reread(p, events)
 
     def _new_follower(self, keys=None):
         w = self.watcher
@@ -679,8 +781,7 @@ class _JsonlFollower:
         self.rows = 0
 
     def feed(self, chunk: bytes, events: list) -> None:
-        from lrdoctor.readers._table import Selection
-        from lrdoctor.readers.jsonlines import _bad, parse_lines
+        from lrdoctor.readers.jsonlines import parse_lines
 
         if not chunk.strip():
             return
@@ -688,6 +789,13 @@ class _JsonlFollower:
             records, _ = parse_lines(Path(self.path), chunk)
         except LrDoctorError:
             records = self._salvage(chunk, events)
+        self.take(records)
+
+    def take(self, records: list[dict]) -> None:
+        """Append parsed records (JSON objects) to the runs' streams."""
+        from lrdoctor.readers._table import Selection
+        from lrdoctor.readers.jsonlines import _bad
+
         if not records:
             return
         at = self.rows
@@ -758,6 +866,58 @@ class _JsonlFollower:
             Selection(list(self.keys), source=self.path, **self.options)
             return None
         return self.streams.histories()
+
+
+class _StateFollower:
+    """A Hugging Face ``trainer_state.json``. The Trainer rewrites the whole file at each
+    save, so it cannot be read in part: it is parsed whole when it changes. But its
+    ``log_history`` only grows, so only the entries beyond those already fed are appended
+    to the run's streams (a :class:`_JsonlFollower`'s): the history already fed is never
+    fed again into the incremental summary, and the cost of a save is the parse plus the
+    new entries. The entries fed are checked to be still there (the count, and the last
+    one unchanged); a history that was rewritten (a run resumed from an earlier checkpoint
+    cuts it) is fed again from the start, with a note. When the roles of the keys change
+    (the first ``eval_loss``), the history is fed again from the start with every key
+    known (:class:`_Restart`), as for JSON lines."""
+
+    def __init__(self, path: str, options: dict, keys=None):
+        self.path, self.options = path, options
+        self.jsonl = _JsonlFollower(path, options, keys)
+        self.fed = 0           # log_history entries fed
+        self.last = None       # the last of them
+        self.notes: list[str] = []
+
+    def poll(self, events: list, w) -> list | None:
+        import json
+
+        from lrdoctor.readers import _io, hf_trainer
+
+        data = _io.read_bytes(Path(self.path))
+        try:
+            doc = json.loads(data.decode("utf-8", errors="replace").lstrip("\ufeff"))
+            hist = doc.get("log_history") if isinstance(doc, dict) else None
+        except (ValueError, RecursionError):
+            hist = None
+        if not isinstance(hist, list) or not any(isinstance(r, dict) for r in hist):
+            hf_trainer.read(Path(self.path), **self.options)  # its message (a save half
+            return None                                       # written: tried again)
+        records = [r for r in hist if isinstance(r, dict) and "train_runtime" not in r]
+        if len(records) < self.fed or (self.fed and records[self.fed - 1] != self.last):
+            events.extend(w.note(self.path, "log_history was rewritten (a run resumed from "
+                                            "an earlier checkpoint?); read again from the "
+                                            "start"))
+            self.jsonl, self.fed = _JsonlFollower(self.path, self.options), 0
+        others = len(hist) - sum(isinstance(r, dict) for r in hist)
+        self.notes = [f"'log_history' holds {others} entries that are not objects: left "
+                      "out"] if others else []
+        new = records[self.fed:]
+        if new:
+            self.jsonl.take(new)
+            self.fed, self.last = len(records), records[-1]
+        out = self.jsonl.histories()
+        for h in out or ():
+            h.notes = [n for n in h.notes if n not in self.notes] + self.notes
+        return out
 
 
 def _roles(sel) -> tuple:
@@ -1224,6 +1384,527 @@ class _Restart(Exception):
     def __init__(self, keys):
         super().__init__("restart")
         self.keys = keys
+
+
+# ---------------------------------------------------------------------- named series
+class _SeriesRows:
+    """A run logged as named series written step by step (TensorBoard tags, MLflow metric
+    keys), turned into the rows :func:`lrdoctor.readers._table.from_series` builds on the
+    whole of them, and appended to the run's :class:`lrdoctor.monitor.Stream`: a loss row
+    at each loss step (the parts summed where every part has the step), a validation row at
+    each validation step, the LR carried forward (its last write at or before the row's
+    step), the gradient norm at the row's step.
+
+    The series are taken as they are written: each one's steps never go back, and a write
+    never goes back behind the loss. So a row is final once the loss has reached a later
+    step (its LR and gradient norm can no longer change): rows before the loss's latest
+    step are appended to the stream, the rest wait (they are added to a copy of the stream
+    for each diagnosis). A write that breaks this (a resumed run rewriting its steps, a
+    series logged all at once after the loss) makes the run be read whole from then on, by
+    the batch reader, with a note (:data:`STEPS_BACK`). The roles are chosen on every name
+    seen so far, in the batch reader's order; when they change (a validation loss logged
+    for the first time), the run is read again from the start (:class:`_Restart`)."""
+
+    def __init__(self, path: str, run: str, options: dict, source: str | None = None):
+        self.path, self.run, self.options = path, run, options
+        self.source = source or path
+        self.sel = None
+        self.names: list[str] = []
+        self.stream = None
+        self.fed = 0           # writes taken
+        self.bound = None      # rows before this step were appended to the stream
+        self.last: dict = {}   # name -> the last step written
+        self.wait: dict = {}   # role -> (steps, values) written from ``bound`` on
+        self.parts: dict = {}  # loss part -> (steps, values) not yet matched
+        self.top = None        # the last step every loss part reached
+
+    def select(self, names: list[str]) -> None:
+        """Choose the roles on these names (every name seen so far)."""
+        from lrdoctor.readers._table import Selection
+
+        if names == self.names:
+            return
+        self.names = list(names)
+        try:
+            sel = Selection(self.names, source=self.source, metric=self.options.get("metric"),
+                            lr_column=self.options.get("lr_column"))
+        except LrDoctorError:
+            if self.sel is not None:
+                raise
+            return  # no loss yet: nothing is kept
+        if self.sel is None and self.fed or self.sel is not None and \
+                _series_roles(sel) != _series_roles(self.sel):
+            raise _Restart(self.names)
+        if self.sel is None:
+            from lrdoctor.monitor import Stream
+
+            self.stream = Stream(run=self.run, source=self.source, metric=sel.label,
+                                 notes=sel.notes())
+        self.sel = sel
+
+    def wanted(self) -> list[str]:
+        """The names whose writes make the rows (all, before a loss is known)."""
+        sel = self.sel
+        if sel is None:
+            return []
+        loss = sel.parts or [sel.loss]
+        return [t for t in dict.fromkeys([*loss, sel.lr, sel.val, sel.grad_norm])
+                if t is not None]
+
+    def feed(self, series: dict) -> None:
+        """Take new writes ``{name: (steps, values)}`` (in the order written)."""
+        for name, (s, v) in series.items():
+            self.fed += len(s)
+        if self.sel is None:
+            return
+        sel = self.sel
+        loss = sel.parts or [sel.loss]
+        roles = {"lr": sel.lr, "val": None if sel.val in loss else sel.val,
+                 "grad": None if sel.grad_norm in loss else sel.grad_norm}
+        for name in self.wanted():
+            if name not in series or not len(series[name][0]):
+                continue
+            s, v = series[name]
+            s = np.asarray(s)
+            back = np.any(s[1:] < s[:-1]) or (name in self.last and s[0] < self.last[name])
+            if sel.parts and name in sel.parts:  # parts are matched by step: no repeats
+                back = back or np.any(s[1:] == s[:-1]) or \
+                    (name in self.last and s[0] == self.last[name])
+            if back or (self.bound is not None and s[0] < self.bound):
+                raise _Unsupported(STEPS_BACK)
+            self.last[name] = s[-1]
+            v = np.asarray(v, dtype=np.float64)
+            if name in loss:
+                if sel.parts:
+                    self.parts[name] = _join(self.parts.get(name), (s, v))
+                else:
+                    self.wait["loss"] = _join(self.wait.get("loss"), (s, v))
+            for role, tag in roles.items():
+                if tag == name:
+                    self.wait[role] = _join(self.wait.get(role), (s, v))
+        if sel.parts:
+            self._match()
+        frontier = self._frontier()
+        behind = [self.last.get(t, -np.inf) for t in roles.values() if t is not None]
+        if frontier is not None and behind and min(behind) < frontier:
+            # a series behind the loss (an MLflow metric file read before its last lines
+            # were written, an LR logged a step late): the rows after its last step wait
+            # for it, while they are few; then they are taken as they are (a write that
+            # would change them is a step going back)
+            lo = min(behind)
+            s = self.wait.get("loss", (np.empty(0),))[0]
+            if len(s) - int(np.searchsorted(s, lo, side="left")) <= WAIT_ROWS:
+                frontier = None if self.bound is None and lo == -np.inf else \
+                    lo if self.bound is None else max(lo, self.bound)
+        if frontier is not None and (self.bound is None or frontier > self.bound):
+            rows = self._rows(frontier)
+            if rows is not None:
+                from lrdoctor.monitor import StepsWentBack
+
+                try:
+                    self.stream.extend(*rows[:2], **rows[2])
+                except StepsWentBack:
+                    raise _Unsupported(STEPS_BACK) from None
+            self.bound = frontier
+
+    def _match(self) -> None:
+        """The loss parts' writes at the steps every part has (up to the last step every
+        part reached) summed into loss rows."""
+        sel = self.sel
+        if any(p not in self.parts for p in sel.parts):
+            return
+        upto = min(self.parts[p][0][-1] for p in sel.parts)
+        steps = None
+        for p in sel.parts:
+            s = self.parts[p][0]
+            s = s[s <= upto]
+            steps = s if steps is None else np.intersect1d(steps, s)
+        total = np.zeros(len(steps))
+        for p in sel.parts:
+            s, v = self.parts[p]
+            total += v[np.searchsorted(s, steps)]
+            keep = s > upto
+            self.parts[p] = (s[keep], v[keep])
+        if len(steps):
+            self.wait["loss"] = _join(self.wait.get("loss"), (steps, total))
+        self.top = upto
+
+    def _frontier(self):
+        """The loss's latest step: rows before it are final."""
+        if self.sel.parts:
+            return self.top
+        got = self.wait.get("loss")
+        if got is not None and len(got[0]):
+            return got[0][-1]
+        return self.last.get(self.sel.loss)
+
+    def _rows(self, upto=None, keep: bool = False):
+        """(step, loss, columns) of the rows before step ``upto`` (all rows: None), as
+        from_series makes them; they leave the waiting writes unless ``keep``."""
+        from lrdoctor.readers._table import _at, _carried
+
+        def cut(role):
+            got = self.wait.get(role)
+            if got is None:
+                return np.empty(0), np.empty(0)
+            s, v = got
+            k = len(s) if upto is None else int(np.searchsorted(s, upto, side="left"))
+            if not keep:
+                self.wait[role] = (s[k:], v[k:])
+            return s[:k], v[:k]
+
+        ls, lv = cut("loss")
+        vs, vv = cut("val")
+        if not len(ls) and not len(vs):
+            return None
+        steps = np.r_[ls, vs]
+        order = np.argsort(steps, kind="stable")  # a loss row before a validation row
+        steps = steps[order]
+        loss = np.r_[lv, np.full(len(vs), np.nan)][order]
+        logged = np.r_[np.ones(len(ls), bool), np.zeros(len(vs), bool)][order]
+        cols = {"logged": logged, "lr": None, "val_loss": None, "grad_norm": None}
+        if self.sel.val is not None and self.sel.val not in (self.sel.parts or
+                                                             [self.sel.loss]):
+            cols["val_loss"] = np.r_[np.full(len(ls), np.nan), vv][order]
+        lr = self.wait.get("lr")
+        if self.sel.lr is not None and lr is not None:
+            cols["lr"] = _carried(lr, steps)
+            if not keep and upto is not None:  # the last write before ``upto`` carries on
+                k = max(0, int(np.searchsorted(lr[0], upto, side="left")) - 1)
+                self.wait["lr"] = (lr[0][k:], lr[1][k:])
+        elif self.sel.lr is not None:
+            cols["lr"] = np.full(len(steps), np.nan)
+        grad = self.wait.get("grad")
+        if self.sel.grad_norm is not None and self.sel.grad_norm not in \
+                (self.sel.parts or [self.sel.loss]):
+            cols["grad_norm"] = np.full(len(steps), np.nan) if grad is None else \
+                _at(grad, steps)
+            if grad is not None and not keep and upto is not None:
+                k = int(np.searchsorted(grad[0], upto, side="left"))
+                self.wait["grad"] = (grad[0][k:], grad[1][k:])
+        return steps, loss, cols
+
+    def histories(self, notes: list[str]) -> list | None:
+        """The run with the waiting rows too (the stream itself unchanged)."""
+        from lrdoctor.readers import _columns as C
+
+        if self.sel is None:
+            if self.names:  # names, none of them a loss: as the batch reader says
+                from lrdoctor.readers._table import Selection
+
+                Selection(self.names, source=self.source, **{
+                    k: self.options.get(k) for k in ("metric", "lr_column")})
+            return None
+        st = _copy_stream(self.stream)
+        st.run = self.run
+        rows = self._rows(None, keep=True)
+        if rows is not None:
+            st.extend(*rows[:2], **rows[2])
+        loss = self.sel.parts or [self.sel.loss]
+        st.available = [t.strip() for t in C.loss_like(self.names) if t not in loss]
+        st.notes = self.sel.notes() + list(notes)
+        if not st.current().n_points:
+            return None
+        return [st]
+
+
+def _series_roles(sel) -> tuple:
+    return (sel.loss, tuple(sel.parts), sel.lr, sel.val, sel.grad_norm)
+
+
+def _join(a, b):
+    if a is None or not len(a[0]):
+        return b
+    return np.concatenate((a[0], b[0])), np.concatenate((a[1], b[1]))
+
+
+class _EventFollower:
+    """A TensorBoard run (a folder of event files, or one event file) read record by
+    record: for each event file, the offset past the last complete record read (its CRCs
+    checked where :func:`lrdoctor.readers.tensorboard.decode` checks them, the last one's
+    always), and what the batch reader's decoder needs to go on (whether the writer writes
+    CRCs). At each poll only the bytes appended since are decoded, by the batch reader's
+    decoder; a partial last record waits; damaged bytes in mid-file are skipped to the next
+    valid record with a note, as the batch reader skips them. A new event file in the
+    folder is followed from then on; one truncated, replaced, deleted, or appearing before
+    (by its timestamp) a file already read makes the run be read again from the start.
+    The scalars go through :class:`_SeriesRows`."""
+
+    def __init__(self, path: str, options: dict, keys=None):
+        from lrdoctor.readers.tensorboard import run_name
+
+        self.path, self.options = path, options
+        self.rows = _SeriesRows(path, run_name(Path(path)), options)
+        self.files: dict[str, dict] = {}  # name -> offset, ident, checked, tag order
+        self.notes: list[str] = []
+        self.records = 0
+        if keys:
+            self.rows.select(list(keys))
+
+    def _listing(self) -> list[Path]:
+        from lrdoctor.readers.tensorboard import event_files
+
+        p = Path(self.path)
+        return event_files(p) if p.is_dir() else [p]
+
+    def poll(self, events: list, w) -> bool:
+        """Read what was appended; whether anything was."""
+        files = self._listing()
+        names = [f.name for f in files]
+        if [n for n in names if n in self.files] != list(self.files):
+            raise _Reset("an event file was removed")
+        got = []
+        for k, f in enumerate(files):
+            state = self.files.setdefault(f.name, {"offset": 0, "ident": None,
+                                                   "checked": None, "fast": set(),
+                                                   "extra": [], "records": 0})
+            chunk = self._read(f, state, events, w)
+            if chunk is None:
+                continue
+            # the batch reader reads the files in order: records appended to a file
+            # before one already read (a file appearing before it) make the order change
+            if any(self.files[n]["records"] for n in names[k + 1:] if n in self.files):
+                raise _Reset("records were written to an event file before the last one")
+            state["records"] += chunk.records
+            got.append((f, state, chunk))
+            if state.get("more"):  # the rest of this file first, at the next poll
+                break
+        self.files = {n: self.files[n] for n in names if n in self.files}
+        if not got:
+            return False
+        names = self._names()
+        self.rows.select(names)
+        for f, state, d in got:
+            self.records += d.records
+            for note in d.notes:
+                if note not in d.tail:
+                    self.notes.append(note)
+                    events.extend(w.note(self.path, note))
+            self.rows.feed({t: (s, v) for t, (_, s, v) in d.tags.items()})
+        return True
+
+    def _read(self, f: Path, state: dict, events: list, w):
+        from lrdoctor.readers.tensorboard import decode
+
+        buf = _appended(f, state, events, w, least=12)
+        if buf is None:
+            return None
+        d = decode(buf, f.name, base=state["offset"], checked=state["checked"],
+                   hold_last=True)
+        state["offset"] += d.end
+        state["checked"] = d.checked
+        if not d.records:
+            return None
+        state["fast"].update(d.fast)
+        state["extra"].extend(t for t in d.tags if t not in d.fast
+                              and t not in state["extra"])
+        return d
+
+    def _names(self) -> list[str]:
+        """Every tag seen, in the batch reader's order: file by file, each file's tags of
+        the common layout sorted, then the others as first met."""
+        out: dict[str, None] = {}
+        for state in self.files.values():
+            for t in sorted(state["fast"], key=lambda t: t.encode()):
+                out.setdefault(t)
+            for t in state["extra"]:
+                out.setdefault(t)
+        return list(out)
+
+    def histories(self) -> list | None:
+        notes = list(self.notes)
+        if self.options.get("step") is not None:
+            notes.append("--step is ignored for TensorBoard files: every scalar has its step")
+        if len(self.files) > 1:
+            notes.append(f"{len(self.files)} event files in this run folder were read as "
+                         "one run")
+        return self.rows.histories(notes)
+
+
+def _appended(f: Path, state: dict, events: list, w, least: int = 1) -> bytes | None:
+    """The bytes of ``f`` from ``state["offset"]`` on (at most :data:`CHUNK_BYTES`;
+    ``state["more"]``: whether more are there), or None when fewer than ``least`` are.
+    ``state["ident"]`` keeps the file's identity: a file replaced (another inode) or
+    truncated (smaller than the offset) gets a note and the run is read again from the
+    start (:class:`_Reset`), as ``tail -F`` does."""
+    try:
+        fh = open(f, "rb")
+    except OSError:
+        raise _Reset(f"{f.name} could not be opened") from None
+    with fh:
+        st = os.fstat(fh.fileno())
+        ident = (st.st_dev, st.st_ino)
+        if state["ident"] is not None and (ident != state["ident"] or
+                                           st.st_size < state["offset"]):
+            what = "replaced" if ident != state["ident"] else "truncated"
+            w._said.discard((str(f), f"the file was {what}; read again from the start"))
+            events.extend(w.note(str(f), f"the file was {what}; read again from the start"))
+            raise _Reset("")
+        state["ident"] = ident
+        if st.st_size - state["offset"] < least:
+            return None
+        fh.seek(state["offset"])
+        data = fh.read(min(st.st_size - state["offset"], CHUNK_BYTES))
+    state["more"] = st.st_size - state["offset"] > len(data)
+    return data
+
+
+class _WandbFollower:
+    """A W&B run file (``run-<id>.wandb``) read record by record: the offset of the first
+    record not read whole (a record cut short, or a chain of fragments not closed yet: the
+    data store's 32 KiB blocks are kept in their places), the history rows counted. At each
+    poll only the bytes appended since are framed and decoded, by the batch reader's general
+    decoder (:func:`lrdoctor.readers.wandb.history_series`), and the rows go through
+    :class:`_SeriesRows`. A file truncated or replaced is read again from the start."""
+
+    def __init__(self, path: str, options: dict, keys=None):
+        self.path, self.options = path, options
+        self.rows = _SeriesRows(path, Path(path).stem.removeprefix("run-"), options)
+        self.state = {"offset": 0, "ident": None}
+        self.index = 0          # history rows read (the step of a row without one)
+        self.names: dict[str, None] = {}
+        self.notes: list[str] = []
+        self.records = 0
+        self.named = False
+        if keys:
+            self.names = dict.fromkeys(keys)
+            self.rows.select(list(keys))
+
+    def poll(self, events: list, w) -> bool:
+        from lrdoctor.readers import wandb
+
+        state = self.state
+        start = state["offset"]
+        data = _appended(Path(self.path), state, events, w, least=7 if start else 8)
+        if data is None:
+            return False
+        if start == 0:
+            if not data.startswith(wandb.MAGIC):
+                raise _Unsupported("")  # the batch reader says what it is
+            records, _, resume = wandb._records(data)
+        else:
+            records, _, resume = wandb._records(data, 0, start)
+        state["offset"] = start + resume
+        if not records:
+            return False
+        self.records += len(records)
+        if not self.named:
+            name = wandb._run_name(records)
+            if name is not None:
+                self.rows.run = name
+            self.named = True
+        notes: list[str] = []
+        series, self.index = wandb.history_series(records, self.index, notes)
+        for note in notes:
+            self.notes.append(note)
+            events.extend(w.note(self.path, note))
+        if not series:
+            return False
+        self.names.update(dict.fromkeys(series))
+        self.rows.select(list(self.names))
+        self.rows.feed(series)
+        return True
+
+    def histories(self) -> list | None:
+        return self.rows.histories(self.notes)
+
+
+class _Reset(Exception):
+    """A run of several files changed under its follower (a file truncated, replaced,
+    removed, or appearing out of order): it is read again from the start."""
+
+
+class _MetricsFollower:
+    """An MLflow run folder (or one of its metric files, or a lone metric file) read line
+    by line: each metric file of the run that makes the rows (the loss first, then the LR,
+    the validation loss, the gradient norm) is followed as an appended log (only its new
+    complete lines are read and parsed as the batch reader parses them), and its writes go
+    through :class:`_SeriesRows`. A metric file that appears is picked up (its key counts
+    for the roles from then on); one truncated, replaced or removed makes the run be read
+    again from the start; a line the parser refuses (or a gzip file) makes it be read whole
+    by the batch reader from then on, with its message."""
+
+    def __init__(self, path: str, options: dict, keys=None):
+        from lrdoctor.readers import mlflow
+
+        p = Path(path)
+        self.path, self.options, self.alone = path, dict(options), None
+        found = mlflow.run_of_metric_file(p) if p.is_file() else None
+        if p.is_dir():
+            self.folder, run = p, mlflow.run_name(p)
+        elif found and mlflow.is_run_folder(found[0]):
+            self.folder, run = found[0], mlflow.run_name(found[0])
+            self.options["metric"] = options.get("metric") or found[1]
+        else:  # a metric file of its own
+            self.folder, run, self.alone = None, p.name, found[1] if found else p.name
+            self.options["metric"] = options.get("metric") or self.alone
+        self.rows = _SeriesRows(path, run, self.options)
+        self.tails: dict[str, dict] = {}
+        self.records = 0
+        if keys:
+            self.rows.select(list(keys))
+
+    def _files(self) -> dict:
+        if self.folder is None:
+            return {self.alone: Path(self.path)}
+        root = self.folder / "metrics"
+        return {str(f.relative_to(root)).replace("\\", "/"): f
+                for f in sorted(root.rglob("*")) if f.is_file()}
+
+    def poll(self, events: list, w) -> bool:
+        files = self._files()
+        if any(k not in files for k in self.tails):
+            raise _Reset("a metric file was removed")
+        if not files:
+            return False
+        self.rows.select(list(files))
+        series = {}
+        for key in self.rows.wanted():  # the loss first: the rows before its latest step
+            if key in files:            # find the other keys' writes up to it
+                got = self._read(key, files[key], events, w)
+                if got is not None:
+                    series[key] = got
+        if not series:
+            return False
+        self.rows.feed(series)
+        self.records += sum(len(s) for s, _ in series.values())
+        return True
+
+    def _read(self, key: str, f: Path, events: list, w):
+        from lrdoctor.readers import _io, mlflow
+
+        state = self.tails.setdefault(key, {"offset": 0, "ident": None, "fields": None,
+                                            "n": 0})
+        data = _appended(f, state, events, w)
+        if data is None:
+            return None
+        if state["offset"] == 0 and _io.is_gzip(f):
+            raise _Unsupported("")
+        end = data.rfind(b"\n")
+        if end < 0:
+            return None
+        data = data[: end + 1]
+        if state["fields"] is None:
+            first = next((ln for ln in data.split(b"\n") if ln.strip()), None)
+            if first is None:
+                state["offset"] += len(data)
+                return None
+            state["fields"] = len(first.split())
+        try:
+            steps, values = mlflow.metric_lines(data, state["fields"], f)
+        except LrDoctorError:
+            raise _Unsupported("") from None  # the batch reader says what is wrong
+        state["offset"] += len(data)
+        if steps is None:  # 'timestamp value': the line order is the step
+            steps = np.arange(state["n"], state["n"] + len(values), dtype=np.float64)
+        state["n"] += len(values)
+        return steps, values
+
+    def histories(self) -> list | None:
+        notes = []
+        if self.options.get("step") is not None and self.folder is not None:
+            notes.append("--step is ignored for MLflow runs: every metric line has its step")
+        return self.rows.histories(notes)
 
 
 # ---------------------------------------------------------------------- alerts

@@ -39,13 +39,19 @@ def is_wandb_file(path: Path, head: bytes | None = None) -> bool:
     return head.startswith(MAGIC)
 
 
-def _records(buf: bytes) -> tuple[list[bytes], str | None]:
-    """The payloads of the data store, and a note when it ends in damage."""
+def _records(buf: bytes, pos: int = 7, base: int = 0
+             ) -> tuple[list[bytes], str | None, int]:
+    """The payloads of the data store, a note when it ends in damage, and the offset in
+    ``buf`` of the first record not read whole (a record cut short, or the first fragment
+    of a chain not closed yet: where a reader of a file still being written goes on).
+    ``base``: the file offset of ``buf`` (the blocks are the file's: a piece of it is read
+    with its place)."""
     out: list[bytes] = []
-    pos, n = 7, len(buf)
+    n = len(buf)
     pending: list[bytes] = []
+    chain = pos  # where the chain of fragments being joined began
     while pos + 7 <= n:
-        room = _BLOCK - (pos % _BLOCK)
+        room = _BLOCK - ((base + pos) % _BLOCK)
         if room < 7:  # a block's tail too short for a header is padding
             pos += room
             continue
@@ -55,20 +61,22 @@ def _records(buf: bytes) -> tuple[list[bytes], str | None]:
             continue
         start, end = pos + 7, pos + 7 + length
         if end > n or kind not in (_FULL, _FIRST, _MIDDLE, _LAST):
-            return out, f"the file ends in an incomplete or damaged record at byte {pos}"
+            return (out, f"the file ends in an incomplete or damaged record at byte "
+                         f"{base + pos}", chain if pending else pos)
         data = buf[start:end]
         if kind == _FULL:
             out.append(data)
         elif kind == _FIRST:
-            pending = [data]
+            pending, chain = [data], pos
         else:
             pending.append(data)
             if kind == _LAST:
                 out.append(b"".join(pending))
                 pending = []
         pos = end
+    resume = chain if pending else min(pos, n)
     return out, None if pos >= n or not buf[pos:].strip(b"\0") else \
-        f"the last {n - pos} bytes are an incomplete record (a run still writing?)"
+        f"the last {n - pos} bytes are an incomplete record (a run still writing?)", resume
 
 
 def _history_row(rec: bytes) -> tuple[int | None, dict] | None:
@@ -371,10 +379,19 @@ def read(path: Path, *, step=None, metric=None, lr_column=None) -> list[History]
 
 def _general_series(buf: bytes):
     """({key: (steps, values)}, first records, notes) record by record, any layout."""
-    records, damage = _records(buf)
+    records, damage, _ = _records(buf)
     notes = [damage] if damage else []
+    arrays, _ = history_series(records, 0, notes)
+    return arrays, records[:50], notes
+
+
+def history_series(records: list[bytes], row_index: int, notes: list[str]
+                   ) -> tuple[dict, int]:
+    """({key: (steps, values)}, rows so far) of the history records among ``records``
+    (``row_index``: the history rows before them, the step of a row without one). One
+    decoder for the batch reader's general path and for ``lrdoctor watch`` (the records
+    appended since it last read)."""
     series: dict[str, tuple[list, list]] = {}
-    row_index = 0
     for rec in records:
         try:
             got = _history_row(rec)
@@ -394,4 +411,4 @@ def _general_series(buf: bytes):
             values.append(_number(raw))
     arrays = {k: (np.asarray(s, dtype=np.int64), np.asarray(v, dtype=np.float64))
               for k, (s, v) in series.items()}
-    return arrays, records[:50], notes
+    return arrays, row_index
