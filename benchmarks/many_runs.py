@@ -32,15 +32,15 @@ from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parents[2] / "shared" / "benchmarks" / "lr_sweeps" / "runs"
 
+# the output goes straight to the pipe, as from a shell: held in this process (a StringIO)
+# it would be counted in the peak RSS of the process measured
 CHILD = r"""
-import contextlib, io, resource, sys
+import resource, sys
 from lrdoctor.cli import main
-out = io.StringIO()
-with contextlib.redirect_stdout(out):
-    code = main(sys.argv[1:])
+code = main(sys.argv[1:])
+sys.stdout.flush()
 sys.stderr.write(f"\nRSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss} "
                  f"{resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}\n")
-sys.stdout.write(out.getvalue())
 """
 
 READ_ONLY = r"""

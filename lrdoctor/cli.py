@@ -441,7 +441,7 @@ def _check_common(args) -> bool:
 
 
 def analyze_command(args) -> int:
-    from lrdoctor.render import json_document, printable, text_report
+    from lrdoctor.render import printable, text_report, write_json_document
 
     if not _check_common(args):
         return 2
@@ -457,8 +457,9 @@ def analyze_command(args) -> int:
         failed = _figure(args, diagnoses)
         errors += failed
         figures += [] if failed else [args.plot]
-    if args.format == "json":
-        print(json_document(diagnoses, errors, sweeps))
+    if args.format == "json":  # written a run at a time: never the whole document at once
+        write_json_document(sys.stdout.write, diagnoses, errors, sweeps)
+        sys.stdout.write("\n")
     else:
         color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty()
                                            and not os.environ.get("NO_COLOR"))

@@ -256,7 +256,7 @@ def map_chunks(fn, items: list, *, executor=None, jobs: int = 1, size: int = 1,
             raise
         except Exception as exc:  # the worker died (killed, out of memory) or was lost
             got = exc
-        yield futures[fut], got
+        yield futures.pop(fut), got  # not kept here once handed on
 
 
 #: In a pool worker: the state of each task of its pool (0 waiting, 1 begun, 2 done).
@@ -324,7 +324,7 @@ def _own_pool(fn, items: list, pieces: list, jobs: int, args: tuple, dead):
             futures = {pool.submit(_marked, k, fn, items[i:i + n], args): k
                        for k, (i, n) in enumerate(batch)}
             for fut in as_completed(futures):
-                k = futures[fut]
+                k = futures.pop(fut)  # a result handed on is not kept here too
                 try:
                     got = fut.result()
                 except (MemoryError, KeyboardInterrupt):

@@ -221,6 +221,31 @@ def json_document(diagnoses: list, errors: list[LrDoctorError], sweeps: list = (
     return dumps(doc)  # byte for byte json.dumps(_clean(doc), indent=2, allow_nan=False)
 
 
+def write_json_document(write, diagnoses: list, errors: list[LrDoctorError],
+                        sweeps: list = ()) -> None:
+    """:func:`json_document`, byte for byte, handed to ``write`` a run at a time: only one
+    run object is held as a dict and as text at once, whatever the number of runs."""
+    from lrdoctor.jsonout import dumps
+
+    def nested(obj) -> str:  # obj's indented text as it reads two levels down
+        return "    " + dumps(obj).replace("\n", "\n    ")
+
+    def items(name: str, objs, last: bool = False) -> None:
+        first = True
+        for obj in objs:
+            write(f'  "{name}": [\n' if first else ",\n")
+            write(nested(obj))
+            first = False
+        write(f'  "{name}": []' if first else "\n  ]")
+        write("\n" if last else ",\n")
+
+    write("{\n" + dumps({"lrdoctor": __version__})[2:-2] + ",\n")
+    items("runs", (d.to_dict() for d in diagnoses))
+    items("errors", ({"source": e.source, "message": e.message} for e in errors))
+    items("sweeps", (s.to_dict() for s in sweeps), last=True)
+    write("}")
+
+
 def html_summary(d) -> str:
     """A compact HTML block for Jupyter: verdict, advice, findings and the figure."""
     import base64

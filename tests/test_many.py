@@ -214,3 +214,60 @@ def test_a_worker_that_dies_on_one_item_costs_that_item_alone(die_on):
     flat = [r for k in sorted(got) for r in got[k]]
     assert flat == [("dead", x, "BrokenProcessPool") if x in die_on else 10 * x
                     for x in items]
+
+
+class _Box:
+    """A result a weak reference can follow."""
+
+    def __init__(self, items):
+        self.items = items
+
+
+def _boxed(chunk):
+    return _Box(list(chunk))
+
+
+@pytest.mark.parametrize("on_executor", [False, True])
+def test_map_chunks_keeps_no_result_it_has_handed_on(on_executor):
+    """The parent's memory holds what its caller keeps, not every result of the pool: a
+    result dropped by the caller is gone a chunk or two later, long before the pool's
+    last chunk comes back."""
+    import gc
+    import weakref
+
+    from lrdoctor.many import map_chunks
+
+    items = list(range(12))
+    pool = ThreadPoolExecutor(2) if on_executor else None
+    seen = []
+    try:
+        for start, got in map_chunks(_boxed, items, jobs=2, size=2, executor=pool):
+            assert got.items == items[start:start + 2]
+            seen.append(weakref.ref(got))
+            del got
+            gc.collect()  # (the chunk in hand may still be a local of the generator)
+            assert all(ref() is None for ref in seen[:-2])
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    assert len(seen) == 6
+
+
+def test_the_json_document_written_a_run_at_a_time_is_the_document(tmp_path):
+    import io
+
+    from lrdoctor.errors import LrDoctorError
+    from lrdoctor.render import json_document, write_json_document
+    from lrdoctor.sweep import find_sweeps
+
+    write_sweep(tmp_path, GRID)
+    runs = [d for f in sorted(tmp_path.glob("*.csv")) for d in lrdoctor.analyze(f)]
+    sweeps = find_sweeps(runs)
+    assert sweeps and len(runs) > 2
+    errors = [LrDoctorError("no loss column found \udcff\n", "a/b\udcfe.csv"),
+              LrDoctorError("empty", "c.csv")]
+    for args in ((runs, errors, sweeps), (runs, [], []), ([], [], []), (runs[:1], errors, [])):
+        out = io.StringIO()
+        write_json_document(out.write, *args)
+        assert out.getvalue() == json_document(*args)
+        json.loads(out.getvalue())
