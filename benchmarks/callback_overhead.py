@@ -2,7 +2,7 @@
 Hugging Face Trainer and Keras callbacks, each beside a small real model's own step time on
 this CPU, and the cost of one re-diagnosis as the run grows.
 
-    python benchmarks/callback_overhead.py [--steps 2000] [--every 100] [--repeats 5]
+    python benchmarks/callback_overhead.py [--steps 2000] [--every N] [--repeats 5]
                                            [--only plain,lightning,hf,keras,isolated]
 
 For each way of training, runs without and with the callback alternate (``--repeats`` pairs,
@@ -11,7 +11,10 @@ without the callback, the callback's own time per step amortized (timed inside i
 re-diagnoses included) and its share of the step, and the step time with it. Models: a
 784-256-256-10 MLP (batch 64, Adam, PyTorch on CPU, one thread) in a plain loop and in
 Lightning; a 2-layer GPT-2 built from a config (no download; 64 embeddings, sequences of
-32, batch 8) in the Trainer; the same MLP in Keras (JAX backend). Then, isolated:
+32, batch 8) in the Trainer; the same MLP in Keras (JAX backend; JAX runs a step
+asynchronously, so the float loss a callback takes at every step waits for the step: the
+time inside the Keras callback holds that wait, and the difference of the step times with
+and without it is the fairer figure there). Then, isolated:
 ``Monitor.update`` alone, amortized over the last 2000 steps of runs of 2k, 20k and 200k
 steps (flat: a re-diagnosis reads the run's bounded summary, not its points), and the
 milliseconds of one re-diagnosis at 1e3..1e6 points.
@@ -72,7 +75,8 @@ def _say(name: str, r: dict, every: int) -> None:
     print(f"{name}: model step {r['bare'] * 1e6:.0f} us (with the callback "
           f"{r['watched'] * 1e6:.0f} us); callback, every={every}: {r['cost'] * 1e6:.1f} "
           f"us/step amortized = {r['cost'] / r['bare']:.2%} of the step "
-          f"(repeats: {spread} us)", flush=True)
+          f"(repeats: {spread} us; step difference with/without "
+          f"{(r['watched'] - r['bare']) * 1e6:+.0f} us)", flush=True)
 
 
 # ------------------------------------------------------------------------------ torch MLP
@@ -252,10 +256,17 @@ def isolated(every: int, repeats: int) -> None:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=2000)
-    ap.add_argument("--every", type=int, default=100)
+    ap.add_argument("--every", type=int, default=None,
+                    help="re-diagnose every this many steps (default: the Monitor's)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--only", default="plain,lightning,hf,keras,isolated")
     args = ap.parse_args()
+    if args.every is None:
+        import inspect
+
+        from lrdoctor import Monitor
+
+        args.every = inspect.signature(Monitor).parameters["every"].default
     only = set(args.only.split(","))
     import torch
 

@@ -1,8 +1,9 @@
 """Diagnose a run while it trains: :class:`Monitor` records the loss one step at a time and
-re-diagnoses every ``every`` steps (and at once on a non-finite loss).
+re-diagnoses every ``every`` steps (and at once on a non-finite loss, or one that jumps far
+above the run's level).
 
 >>> import lrdoctor
->>> mon = lrdoctor.Monitor(every=100)
+>>> mon = lrdoctor.Monitor(every=250)
 >>> for step in range(50):
 ...     d = mon.update(step, 2.0 / (1 + step), lr=1.0)
 >>> mon.update(50, float("nan"), lr=1.0).verdict     # a NaN is diagnosed at once
@@ -31,6 +32,13 @@ from lrdoctor.history import History, from_columns
 #: test (its LR positive and never falling) and has at most this many points; a longer run
 #: is never read as a range test (``lrdoctor.range_test.MAX_POINTS``, the same number).
 RAMP_KEEP = 20_000
+#: A finite loss above this many times both the run's starting level and its recent level
+#: (the median of its last 5% of points) at the last re-diagnosis (before the first one: its
+#: first loss) is a jump: the monitor re-diagnoses at once, at the first two such points in
+#: a row (a blow-up is two points in a row above 5x the start, ``detect.Explosion``), not
+#: waiting for the next ``every``. Ordinary minibatch noise does not take a loss to three
+#: times its start and its recent level; such points are rare, so they cost next to nothing.
+JUMP = 3.0
 
 
 class StepsWentBack(ValueError):
@@ -304,9 +312,13 @@ class Monitor:
 
     Parameters
     ----------
-    every : int, default 100
+    every : int, default 250
         Re-diagnose after this many recorded points. A non-finite loss re-diagnoses at once
-        (the first of a streak; later ones wait for the next ``every``).
+        (the first of a streak; later ones wait for the next ``every``), and so does a jump:
+        a loss above ``JUMP`` (3) times both the run's starting level and its recent level
+        (the first two such points in a row), so a blow-up is told at the step it happens
+        whatever ``every``. A re-diagnosis costs about 1 ms inside a training loop (the
+        model's step leaves the caches cold): at the default, a few us per step.
     context : {'scratch', 'finetune'}, default 'scratch'
         The rules' LR range, as ``lrdoctor analyze --context``.
     detectors : dict, optional
@@ -333,7 +345,7 @@ class Monitor:
     it, as in a log).
     """
 
-    def __init__(self, every: int = 100, *, context: str = "scratch",
+    def __init__(self, every: int = 250, *, context: str = "scratch",
                  detectors: dict | None = None, run: str = "run"):
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise ValueError(f"every must be a positive whole number of steps, not {every!r}")
@@ -352,6 +364,8 @@ class Monitor:
         self._last_step = None
         self._since = 0            # points since the last re-diagnosis
         self._prev_finite = True   # whether the last recorded loss was finite
+        self._ceiling = math.inf   # a loss above it is a jump (JUMP x the run's level)
+        self._jumps = 0            # jumps in a row up to the last point
         self.last_diagnosis_: Diagnosis | None = None
 
     def __repr__(self) -> str:
@@ -364,8 +378,8 @@ class Monitor:
 
     def update(self, step, loss, lr=None) -> Diagnosis | None:
         """Record one point; returns a Diagnosis when this point triggers a re-diagnosis
-        (every ``every`` points, and at once on the first non-finite loss of a streak), else
-        None.
+        (every ``every`` points, and at once on the first non-finite loss of a streak and on
+        the first two points in a row of a jump), else None.
 
         Parameters
         ----------
@@ -397,7 +411,12 @@ class Monitor:
         finite = math.isfinite(loss)
         first_bad = not finite and self._prev_finite
         self._prev_finite = finite
-        if first_bad or self._since >= self.every:
+        if self._ceiling == math.inf and finite and self.last_diagnosis_ is None \
+                and loss > 0:
+            self._ceiling = JUMP * loss  # before the first diagnosis: the first loss
+        jump = finite and loss > self._ceiling
+        self._jumps = self._jumps + 1 if jump else 0
+        if first_bad or self._since >= self.every or 0 < self._jumps <= 2:
             return self.diagnosis()
         return None
 
@@ -414,4 +433,9 @@ class Monitor:
         d = self.stream.diagnose(context=self.context, detectors=self.detectors)
         self._since = 0
         self.last_diagnosis_ = d
+        c = d.curve
+        if c is not None and c.n_finite_prefix and not self._jumps:
+            # (within a jump the level is the jump's: the ceiling stays the run's)
+            level = max(c.start_level, c.final_level)
+            self._ceiling = JUMP * level if 0 < level < math.inf else math.inf
         return d

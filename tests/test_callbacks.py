@@ -78,11 +78,24 @@ def test_lightning_sane_lr_stays_ok(tmp_path):
 
 def test_lightning_huge_lr_stops_at_first_nonfinite_step():
     cb, trainer, warned = _lightning_run(1e3, 300, optimizer="SGD",
-                                         stop_on=("nonfinite", "explosion"))
+                                         stop_on=("nonfinite",))
     assert cb.stopped_by_.kind == "nonfinite"
     n = _stopped_at_first_nonfinite(cb)
     assert trainer.global_step == n < 300
-    assert any("LR too high" in w and "nonfinite" in w and "lower 5-10x" in w
+    # warned once, at the blow-up before the overflow (a jump re-diagnoses at once)
+    assert any("LR too high" in w and "lower 5-10x" in w for w in warned)
+
+
+def test_lightning_huge_lr_stopped_at_the_blow_up_before_any_nonfinite_step():
+    # the loss jumps far above its start before it overflows: the jump re-diagnoses at
+    # once (not at the next ``every``), and an explosion in ``stop_on`` stops it there
+    cb, trainer, warned = _lightning_run(1e3, 300, optimizer="SGD",
+                                         stop_on=("nonfinite", "explosion"))
+    assert cb.stopped_by_.kind == "explosion"
+    d = cb.watch.monitor.diagnosis()
+    n = d.outline()[0]
+    assert d.history.summary.bad_count == 0 and trainer.global_step == n < 50
+    assert any("LR too high" in w and "explosion" in w and "lower 5-10x" in w
                for w in warned)
 
 

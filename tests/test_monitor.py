@@ -325,3 +325,37 @@ def test_summary_points_are_the_points_at_the_multiples_of_their_stride(n):
         assert np.array_equal(pos, want) and pos.dtype == np.int64
         assert np.array_equal(val, x[want]) and np.array_equal(stp, st[want])
         assert stp.dtype == st.dtype or not len(stp)
+
+
+def test_a_jump_far_above_the_level_rediagnoses_at_once_and_is_told_there():
+    # every=250 would wait; a loss jumping past 3x its start and its level does not
+    mon = Monitor(every=250)
+    loss = [2.0 * 0.99 ** s for s in range(300)]
+    got = [mon.update(s, v, lr=1e-3) for s, v in enumerate(loss)]
+    assert [i for i, d in enumerate(got) if d is not None] == [249]  # no jump: on schedule
+    ds = [mon.update(300 + k, v, lr=1e-3) for k, v in enumerate([40.0, 60.0, 80.0, 90.0])]
+    assert ds[0] is not None and ds[1] is not None  # the first two points of the jump
+    assert ds[2] is None and ds[3] is None  # then the schedule again
+    assert ds[1].verdict == "too_high"
+    assert [f.kind for f in ds[1].findings if f.kind == "explosion"] == ["explosion"]
+    assert mon.update(304, 0.3, lr=1e-3) is None
+    assert mon.update(305, 50.0, lr=1e-3) is not None  # a new jump
+
+
+def test_a_jump_in_the_first_steps_is_told_before_the_first_scheduled_diagnosis():
+    mon = Monitor(every=250)
+    for s in range(30):
+        assert mon.update(s, 2.3 - 0.01 * s + 0.02 * (s % 3), lr=1.0) is None
+    assert mon.update(30, 30.0, lr=1.0) is not None  # > 3x the first loss
+    d = mon.update(31, 40.0, lr=1.0)
+    assert d is not None and d.verdict == "too_high"
+    assert [f.kind for f in d.findings] == ["explosion"]
+
+
+def test_noise_and_spikes_below_the_jump_wait_for_the_schedule():
+    rng = np.random.default_rng(3)
+    loss = 2.0 * np.exp(-np.arange(2000) / 400) + 0.3 + 0.1 * rng.standard_normal(2000)
+    loss[1200] *= 2.5  # a spike, under 3x the start: the schedule tells it
+    mon = Monitor(every=250)
+    got = [mon.update(s, v) for s, v in enumerate(loss)]
+    assert [i for i, d in enumerate(got) if d is not None] == list(range(249, 2000, 250))

@@ -36,8 +36,9 @@ class Watch:
 
     Parameters
     ----------
-    every : int, default 100
-        Re-diagnose every this many steps (and at once on a non-finite loss).
+    every : int, default 250
+        Re-diagnose every this many steps (and at once on a non-finite loss or a jump far
+        above the run's level: :class:`lrdoctor.Monitor`).
     stop_on : tuple of str, default ()
         Finding kinds that stop training (``("nonfinite", "explosion")``), through the
         framework's own stop mechanism. Empty: never stop.
@@ -57,7 +58,7 @@ class Watch:
         False once an internal error turned the callback off.
     """
 
-    def __init__(self, every: int = 100, *, stop_on=(), report=None,
+    def __init__(self, every: int = 250, *, stop_on=(), report=None,
                  context: str = "scratch", detectors: dict | None = None, run: str = "run"):
         stop_on = (stop_on,) if isinstance(stop_on, str) else tuple(stop_on)
         bad = [k for k in stop_on if k not in STOP_KINDS]

@@ -26,7 +26,7 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         As :class:`lrdoctor.callbacks.Watch`.
     """
 
-    def __init__(self, every: int = 100, *, stop_on=(), report=None,
+    def __init__(self, every: int = 250, *, stop_on=(), report=None,
                  context: str = "scratch", detectors: dict | None = None, run: str = "run"):
         super().__init__()
         self.watch = Watch(every, stop_on=stop_on, report=report, context=context,
