@@ -45,3 +45,36 @@ def test_spikes_that_repeat_or_last_are_instability():
     # four of them: transients, not yet a pattern
     x = _with_spikes(curves.healthy(300, rate=5), range(40, 220, 45))
     assert kinds(x)["spike"].severity < 0.5
+
+
+def test_a_steep_short_curve_has_noise_and_no_spikes_wherever_its_zero_is():
+    """A curve that falls faster than its noise is sorted within the running median's
+    window, so the median passes through most points and the MAD of the scatter reads 0;
+    every small wiggle then stood 8 'noise units' above the trend. The same decay shifted
+    below zero (a Gaussian NLL, a flow's loss) was 'frequent spikes: lower 5-10x'."""
+    from lrdoctor.detect import Curve
+
+    t = np.arange(100)
+    base = 2.5 * np.exp(-t / 30) + 0.1 + 0.02 * np.random.default_rng(0).normal(size=100)
+    for shift in (-3.0, 3.0):
+        x = base + shift
+        c = Curve(steps=t, values=x)
+        scale = c.noise if not c.log_space else c.noise * np.median(x)  # back to loss units
+        assert 0.01 < scale < 0.04  # the N(0, 0.02) it was drawn with
+        assert "spike" not in kinds(x)
+        assert lrdoctor.diagnose(x).verdict != "too_high"
+    # a real spike on that curve is still one
+    x = base - 3.0
+    x[60] += 1.0
+    assert kinds(x)["spike"].evidence["count"] == 1
+
+
+def test_noise_of_an_ordinary_noisy_curve_is_the_mad_of_its_scatter():
+    """The second-difference estimate stands in only when the MAD reads zero."""
+    from lrdoctor.detect import Curve
+    from lrdoctor.detect._curve import _robust_scale
+
+    rng = np.random.default_rng(3)
+    x = curves.healthy(500) * np.exp(0.05 * rng.normal(size=500))
+    c = Curve(steps=np.arange(500), values=x)
+    assert c.noise == _robust_scale(c.resid) > 0

@@ -209,11 +209,16 @@ class Curve:
         it reads near zero: the noise is then the robust scale of the differences between
         successive points, over sqrt(2) (each difference carries two points' noise; the
         median difference, the drift, is taken out by the MAD).
+
+        A curve that falls faster than its noise over a stretch of the running median's
+        window is sorted there, so the median is the middle point itself: when more than
+        half of the points lie exactly on the trend the MAD reads zero, and the noise is
+        taken from the second differences instead (:func:`_scatter`).
         """
         if self.n_bins < FEW_POINTS:  # one point per bin
             return _robust_scale(np.diff(self.to_z(self.bin_median))) / np.sqrt(2)
         if self.bin_size == 1:
-            return _robust_scale(self.resid)
+            return _scatter(self.resid, self.trend)
         idx, v, _ = self.points()
         return _robust_scale(self.to_z(v) - self.trend[self.bin_of(idx)])
 
@@ -225,7 +230,7 @@ class Curve:
         if self.n_bins < FEW_POINTS:
             return self.noise
         k = max(5, int(np.searchsorted(self.fraction, 0.2)))
-        return _robust_scale(self.resid[:k])
+        return _scatter(self.resid[:k], self.trend[:k])
 
     # ------------------------------------------------------------------ reference levels
     @property
@@ -340,6 +345,18 @@ def _robust_scale(r: np.ndarray) -> float:
     if len(r) == 0:
         return 0.0
     return robust_scale(r, _MAD)
+
+
+def _scatter(resid: np.ndarray, trend: np.ndarray) -> float:
+    """The noise scale of points ``trend + resid`` (one point per bin): 1.4826 * MAD of the
+    residuals, unless more than half of them are exactly zero (the running median passed
+    through the points themselves: a stretch steeper than the noise); then the robust scale
+    of the points' second differences over sqrt(6), which a smooth trend leaves out (for
+    independent noise of scale s, ``x[i-1] - 2 x[i] + x[i+1]`` has scale s * sqrt(6))."""
+    s = _robust_scale(resid)
+    if s > 0 or len(resid) < 5:
+        return s
+    return _robust_scale(np.diff(trend + resid, 2)) / np.sqrt(6)
 
 
 def running_median(z: np.ndarray, width: int, start: int = 0) -> np.ndarray:
