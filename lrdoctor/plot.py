@@ -5,7 +5,9 @@ text: mathtext and TeX are off on each Text artist, so a ``$`` is a dollar sign.
 """
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
 
 import numpy as np
 
@@ -186,6 +188,65 @@ def _fit_axes(ax, top: float, caption=None, legend=None, pad: float = 0.06) -> N
     top = top * fig.dpi + px
     if w - left - right > 0.2 * w and h - bottom - top > 0.2 * h:
         ax.set_position([left / w, bottom / h, (w - left - right) / w, (h - bottom - top) / h])
+
+
+_SHARED = threading.local()  # this thread's Agg renderers by size, while sharing is on
+
+
+@contextlib.contextmanager
+def shared_renderers():
+    """Within it, this thread's new figures of one size and resolution share one Agg
+    renderer: matplotlib caches the size of each text per renderer, so a tick label, the
+    axis labels and the legend's entries are measured once for a report's hundreds of
+    figures instead of once per figure. A figure drawn in it must be read (its pixels or
+    its PNG) before the next one of its size is drawn: they share one pixel buffer."""
+    before = getattr(_SHARED, "renderers", None)
+    _SHARED.renderers = {} if before is None else before
+    try:
+        yield
+    finally:
+        _SHARED.renderers = before
+
+
+def new_figure(**kwargs):
+    """A Figure (``kwargs`` as ``matplotlib.figure.Figure``'s) on an Agg canvas of its own,
+    so the text measured to lay it out is measured by the renderer it is drawn with (a
+    Figure without one makes a throwaway renderer each time a size is asked); inside
+    :func:`shared_renderers`, on one shared by the figures of its size."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(**kwargs)
+    if getattr(_SHARED, "renderers", None) is None:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(fig)
+    else:
+        _shared_canvas_class()(fig)
+    return fig
+
+
+def _shared_canvas_class():
+    cls = globals().get("_SharedCanvas")
+    if cls is not None:
+        return cls
+    from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg
+
+    class _SharedCanvas(FigureCanvasAgg):
+        def get_renderer(self):
+            w, h = self.get_width_height(physical=True)
+            key = w, h, self.figure.dpi
+            pool = getattr(_SHARED, "renderers", None)
+            if pool is None:  # drawn again after the sharing ended: a renderer of its own
+                return super().get_renderer()
+            if key not in pool:
+                while len(pool) >= 4:  # a few sizes (run figures, thumbnails, the sweep)
+                    pool.pop(next(iter(pool)))
+                pool[key] = RendererAgg(w, h, self.figure.dpi)
+            self.renderer, self._lastKey = pool[key], key
+            return self.renderer
+
+    globals()["_SharedCanvas"] = _SharedCanvas
+    return _SharedCanvas
 
 
 def _freeze(fig) -> None:
@@ -437,7 +498,6 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None, dpi: float = 150):
     matplotlib.axes.Axes
     """
     from matplotlib import rcParams
-    from matplotlib.figure import Figure
 
     from lrdoctor import detect
     from lrdoctor.render import HEADLINE, caption, short_advice
@@ -448,7 +508,7 @@ def plot_diagnosis(d, ax=None, *, logy: bool | None = None, dpi: float = 150):
                                xlabel=f"LR (log)\n{HEADLINE[d.verdict]}: {short_advice(d)}")
     own = ax is None
     if own:
-        ax = Figure(figsize=(8, 4.5), dpi=dpi).add_subplot()
+        ax = new_figure(figsize=(8, 4.5), dpi=dpi).add_subplot()
     fig = ax.figure
     h = d.history
     steps = h.logged_steps.astype(np.float64)
@@ -553,11 +613,10 @@ def plot_range_test(rt, ax=None, *, title: str | None = None, xlabel: str = "LR 
     """An LR range test: the loss (faint) and the curve read (bold) against the LR on a log
     x axis, the suggestion (solid line), the range (shaded), the minimum and the blow-up
     (dotted). Returns the Axes (a new 8 x 4.5 in Figure when ``ax`` is None)."""
-    from matplotlib.figure import Figure
 
     own = ax is None
     if own:
-        ax = Figure(figsize=(8, 4.5), dpi=dpi, layout="constrained").add_subplot()
+        ax = new_figure(figsize=(8, 4.5), dpi=dpi, layout="constrained").add_subplot()
     lr, loss = rt.lr, rt.loss
     fin = np.isfinite(loss)
     ax.plot(lr[fin], loss[fin], color=COLORS["raw"], lw=0.8, alpha=0.7, label="loss")
@@ -617,7 +676,6 @@ def plot_sweep(diagnoses: list, fig=None, *, logy: bool | None = None):
     """
     from matplotlib import colormaps
     from matplotlib.colors import LogNorm
-    from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
 
     lrs = np.array([np.nan if d.current_lr is None else d.current_lr for d in diagnoses])
@@ -625,7 +683,8 @@ def plot_sweep(diagnoses: list, fig=None, *, logy: bool | None = None):
     by_lr = len(np.unique(known)) > 1
     own = fig is None
     if own:
-        fig = Figure(figsize=(11, 4.5) if by_lr else (8, 4.5), dpi=150, layout="constrained")
+        fig = new_figure(figsize=(11, 4.5) if by_lr else (8, 4.5), dpi=150,
+                         layout="constrained")
     if by_lr:
         ax, ax_lr = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
     else:

@@ -53,7 +53,7 @@ def _png(fig, *, dpi: int = DPI, palette: bool = False) -> bytes:
 
     if fig.dpi != dpi:
         fig.set_dpi(dpi)
-    canvas = FigureCanvasAgg(fig)
+    canvas = fig.canvas if isinstance(fig.canvas, FigureCanvasAgg) else FigureCanvasAgg(fig)
     canvas.draw()
     img = Image.frombuffer("RGBA", canvas.get_width_height(), canvas.buffer_rgba())
     img = img.convert("RGB").quantize(COLORS, method=Image.Quantize.FASTOCTREE)
@@ -76,16 +76,15 @@ def thumbnail(d, *, logy=None):
     title and the caption of the full figure; no layout solver, no legend (the colours are
     the full figure's), so it costs a fraction of :func:`lrdoctor.plot.plot_diagnosis`."""
     import numpy as np
-    from matplotlib.figure import Figure
 
-    from lrdoctor.plot import COLORS, _minmax_decimate
+    from lrdoctor.plot import COLORS, _minmax_decimate, new_figure
     from lrdoctor.render import HEADLINE, caption
 
     def text(t, limit=120):  # as written: no mathtext; undecodable bytes as \xNN
         t = shown(str(t))
         return t if len(t) <= limit else t[:limit // 2] + "\u2026" + t[-(limit // 2):]
 
-    fig = Figure(figsize=(6, 2.8), dpi=72)
+    fig = new_figure(figsize=(6, 2.8), dpi=72)
     fig.subplots_adjust(left=0.1, right=0.98, bottom=0.2, top=0.88)
     ax = fig.add_subplot()
     steps = d.history.logged_steps.astype(np.float64)
@@ -111,14 +110,17 @@ def thumbnail(d, *, logy=None):
 def draw_runs(items: list, logy=None) -> list:
     """A pool task: ``run_figure`` of each ``(diagnosis, small, palette)``; a figure that
     could not be drawn is its error message (str) instead of bytes."""
+    from lrdoctor.plot import shared_renderers
+
     out = []
-    for d, small, palette in items:
-        try:
-            out.append(run_figure(d, logy=logy, small=small, palette=palette))
-        except (MemoryError, KeyboardInterrupt):
-            raise
-        except Exception as exc:  # one bad figure costs its picture, not the report
-            out.append(f"{type(exc).__name__}: {exc}")
+    with shared_renderers():  # each text measured once for the task, not once a figure
+        for d, small, palette in items:
+            try:
+                out.append(run_figure(d, logy=logy, small=small, palette=palette))
+            except (MemoryError, KeyboardInterrupt):
+                raise
+            except Exception as exc:  # one bad figure costs its picture, not the report
+                out.append(f"{type(exc).__name__}: {exc}")
     return out
 
 

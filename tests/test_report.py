@@ -150,3 +150,28 @@ def test_a_small_report_keeps_full_figures_in_this_process(monkeypatch):
     for png in per_run:
         w, _, kind = _png_header(png)
         assert w > 500 and kind != 3  # full size, full colour
+
+
+def test_figures_drawn_on_shared_renderers_are_the_figures_drawn_alone():
+    """A pool task draws its figures on one Agg renderer per size (text measured once for
+    the task): each PNG is byte for byte the one drawn on a renderer of its own, figures of
+    two sizes interleaved, the sweep figure among them, each read before the next."""
+    from lrdoctor import analyze, report
+    from lrdoctor.plot import new_figure, plot_sweep, shared_renderers
+
+    runs = [d for f in sorted(SAMPLES.glob("*.csv")) for d in analyze(f)]
+    assert any(d.findings for d in runs) and any(not d.findings for d in runs)
+    items = [(d, small, palette) for d in runs for small in (False, True)
+             for palette in (True, False)]
+    alone = [report.run_figure(d, small=s, palette=p) for d, s, p in items]
+    alone.append(report._png(plot_sweep(runs), palette=True))
+    shared = report.draw_runs(items)
+    with shared_renderers():
+        shared.append(report._png(plot_sweep(runs), palette=True))
+        a, b = new_figure(figsize=(2, 1), dpi=50), new_figure(figsize=(2, 1), dpi=50)
+        assert a.canvas.get_renderer() is b.canvas.get_renderer()
+    assert all(isinstance(p, bytes) for p in alone)
+    assert shared == alone
+    # outside the sharing each figure has a renderer of its own, as before
+    a, b = new_figure(figsize=(2, 1), dpi=50), new_figure(figsize=(2, 1), dpi=50)
+    assert a.canvas.get_renderer() is not b.canvas.get_renderer()
