@@ -142,6 +142,16 @@ def test_a_bad_cell_is_named_without_reading_the_file_again_as_text(tmp_path, mo
         read(p2)
 
 
+def test_a_header_repeated_mid_file_is_named_at_its_own_line(tmp_path):
+    """``cat run1.csv run2.csv``, or a resumed logger writing its header again: the line
+    named is the repeat (line 52), never the real header (line 1), which the old message
+    told the user to delete."""
+    p = write_csv(tmp_path / "joined.csv", text="step,loss,lr\n" + rows(50) +
+                  "step,loss,lr\n" + rows(50, 50))
+    with pytest.raises(LrDoctorError, match=r"line 52 repeats the header .*delete that line"):
+        read(p)
+
+
 def test_ragged_and_undecodable_rows_are_named_chunk_by_chunk(tmp_path, monkeypatch):
     monkeypatch.setattr(_io, "CHUNK", 4096)
     p = write_csv(tmp_path / "ragged.csv", text="step,loss,lr\n" + rows(2000) + "1,2\n" +

@@ -277,6 +277,21 @@ def test_a_few_bytes_that_are_not_utf8_are_a_damaged_line_not_a_binary_file(tmp_
         read(p)
 
 
+def test_a_console_log_in_latin1_is_text_not_binary(tmp_path):
+    """A Windows console writes cp1252: every line holding 'µs', '±' or 'café' is more than
+    2% undecodable UTF-8, yet the numbers are ASCII: read, not 'binary content'. Bytes
+    drawn at random (no NUL among them) are still binary."""
+    x = 2.5 * np.exp(-np.arange(120) / 40) + 0.2
+    p = tmp_path / "train.log"
+    p.write_bytes("".join(f"step {i}: loss {v:.4f} ({3 + i % 5} µs ± 0.2, café)\n"
+                          for i, v in enumerate(x)).encode("cp1252"))
+    [h] = read(p)
+    assert np.allclose(h.loss, x, atol=1e-4)
+    p.write_bytes(bytes(np.random.default_rng(1).integers(1, 256, 5000, dtype=np.uint8)))
+    with pytest.raises(LrDoctorError, match="binary content"):
+        read(p)
+
+
 def test_a_stray_carriage_return_or_quote_inside_a_line_is_named_by_its_line(tmp_path):
     p = damaged_csv(tmp_path, 50, b"50,1.4\r5,0.001\n")
     with pytest.raises(LrDoctorError, match="line 52 is damaged .a carriage return"):
@@ -414,3 +429,20 @@ def test_first_lines_of_a_sample_as_splitlines_gives_them():
             (ln for ln in text.lstrip("\ufeff").splitlines() if ln), "")
         for rows in (0, 1, 2, 3, 200):
             assert _first_rows(text, rows) == text.splitlines()[1:-1][:rows], (text, rows)
+
+
+def test_decimal_commas_under_semicolons_are_read_with_a_note(tmp_path):
+    """A spreadsheet saved in a European locale: ';' between cells, ',' in the numbers.
+    Every line is like that, so 'fix or delete that line' was no help: it is read."""
+    x = 2.5 * np.exp(-np.arange(300) / 60) + 0.2
+    p = tmp_path / "euro.csv"
+    p.write_text("step;loss;lr\n" + "".join(
+        f"{i};{v:.5f};0,001\n".replace(".", ",") for i, v in enumerate(x)))
+    [h] = read(p)
+    assert np.allclose(h.loss, x, atol=1e-5) and np.allclose(h.lr, 1e-3)
+    assert any("decimal commas" in n for n in h.notes)
+    # a comma-separated file keeps its commas as separators: a word is still a bad cell
+    q = tmp_path / "bad.csv"
+    q.write_text("step,loss\n0,1.0\n1,2;5\n")
+    with pytest.raises(LrDoctorError, match="line 3"):
+        read(q)

@@ -336,10 +336,28 @@ def check_text(path: Path, sample: bytes, max_bad: float = 0.02) -> None:
         sample.decode("utf-8")
     except UnicodeDecodeError as exc:
         bad = sample.decode("utf-8", errors="replace").count("\ufffd")
-        if exc.start < len(sample) - 4 and bad > max(16, max_bad * len(sample)):
+        if exc.start < len(sample) - 4 and bad > max(16, max_bad * len(sample)) and \
+                not _legacy_text(sample):
             raise LrDoctorError(f"binary content (invalid UTF-8 from byte {exc.start}), not "
                                 "a text log; pass a CSV, TSV or JSON-lines loss log",
                                 str(path)) from None
+
+
+#: The control bytes that text never holds (all of C0 but tab, newline, form feed,
+#: carriage return and escape, which colours a console log).
+_CONTROL = bytes(b for b in range(32) if b not in (9, 10, 12, 13, 27))
+_HIGH = bytes(range(128, 256))
+
+
+def _legacy_text(sample: bytes) -> bool:
+    """Text in an 8-bit encoding (Latin-1, cp1252: a Windows console's 'µs', '±', 'café'):
+    mostly printable ASCII (the numbers, the words) and no control bytes, where binary
+    content (compressed, packed floats) has about half its bytes above 127 and one in eight
+    a control byte. Its non-ASCII characters are read as U+FFFD; the numbers are ASCII."""
+    n = len(sample)
+    control = n - len(sample.translate(None, _CONTROL))
+    high = n - len(sample.translate(None, _HIGH))
+    return control <= 0.001 * n and high <= 0.3 * n
 
 
 def _utf16(sample: bytes) -> bool:

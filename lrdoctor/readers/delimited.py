@@ -125,6 +125,8 @@ def read(path: Path, *, step=None, metric=None, lr_column=None,
     if _maybe_null(sample) and _NULL_CELL.search(text):  # None/NULL/null cells in the head
         nulls = [""] + NULL_WORDS
 
+    decimal = ["."]
+
     def parse(include, types):
         short_rows.clear()
         with _undecodable_rows_quiet(), _csv_input(path, data) as source:
@@ -135,7 +137,8 @@ def read(path: Path, *, step=None, metric=None, lr_column=None,
                                                  invalid_row_handler=short_row),
                 convert_options=pacsv.ConvertOptions(
                     include_columns=include, column_types=types, null_values=nulls,
-                    strings_can_be_null=True, quoted_strings_can_be_null=True),
+                    strings_can_be_null=True, quoted_strings_can_be_null=True,
+                    decimal_point=decimal[0]),
             )
 
     try:
@@ -149,6 +152,9 @@ def read(path: Path, *, step=None, metric=None, lr_column=None,
                     raise
                 if bad[1].strip().lower() in ("none", "null") and len(nulls) == 1:
                     nulls = [""] + NULL_WORDS  # None/NULL/null further down
+                elif sep != "," and decimal[0] == "." and _DECIMAL_COMMA.fullmatch(
+                        bad[1].strip()):
+                    decimal[0] = ","  # 2,6 under a ';' header: a European spreadsheet's
                 elif bad[0] == sel.step and types.get(sel.step) == pa.int64():
                     types[sel.step] = pa.float64()  # a fractional step further down
                 elif bad[0] == deferrable and deferrable in include:
@@ -165,6 +171,8 @@ def read(path: Path, *, step=None, metric=None, lr_column=None,
     except OSError as exc:  # a read error of the disk
         raise LrDoctorError(f"cannot be read ({exc})", src) from None
     notes = []
+    if decimal[0] == ",":
+        notes.append("numbers are written with decimal commas (2,5 for 2.5): read so")
     if len(nulls) > 1:
         notes.extend(_null_note(path, sep, wanted))
     if short_rows:
@@ -227,6 +235,9 @@ def _last_line_unterminated(data: bytes) -> str | None:
 #: counted in a note. pyarrow matches null values exactly, so every spelling is listed.
 NULL_WORDS = sorted({"".join(c.upper() if k >> i & 1 else c for i, c in enumerate(w))
                      for w in ("none", "null") for k in range(16)})
+#: A number written with a decimal comma (a spreadsheet in a European locale saves
+#: ``0;2,60000;0,001`` with ';' between cells).
+_DECIMAL_COMMA = re.compile(r"[-+]?\d*,\d+(?:[eE][-+]?\d+)?")
 _NULL_CELL = re.compile(r"(?im)(?:^|[,;\t])[ \t]*(?:none|null)[ \t]*(?=[,;\t\r]|$)")
 
 
@@ -645,13 +656,25 @@ def _raise_bad_cell(path: Path, sep: str, header: list[str], wanted: list[str],
         name, value = bad
         k = header.index(name)
 
+        seen_header = []
+
         def fits(text):
             cells = _cells(text, sep)
-            return cells is not None and len(cells) > k and \
-                cells[k].strip() == value.strip()
+            if cells is None or len(cells) <= k or cells[k].strip() != value.strip():
+                return False
+            if [c.strip() for c in cells] == [h.strip() for h in header] and not seen_header:
+                seen_header.append(text)  # the header itself names the column: not a row
+                return False
+            return True
 
         found = _find_line(path, value.strip().encode("utf-8", errors="replace"), fits)
         if found is not None:
+            cells = [c.strip() for c in _cells(found[1], sep)]
+            if cells == [h.strip() for h in header]:
+                raise LrDoctorError(
+                    f"line {found[0]} repeats the header (logs joined one after another, or "
+                    "a resumed run that wrote its header again); delete that line",
+                    str(path)) from None
             raise LrDoctorError(f"line {found[0]}: column {name!r} holds {value!r}, not a "
                                 "number; fix or delete that line", str(path)) from None
     _raise_bad_cell_by_column(path, sep, header, wanted)
