@@ -74,7 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="write the annotated figure (.png, .svg or .pdf); with several runs "
                         "the sweep figure: every run coloured by LR, verdicts marked, and "
                         "final loss against LR")
-    a.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    a.add_argument("--color", choices=["auto", "always", "never"], default="auto",
+                   help="colour the verdicts in the text output: auto (on a terminal, unless NO_COLOR "
+                   "is set), always or never")
     r = sub.add_parser(
         "report", help="write an HTML or Markdown report (summary table, figures, findings)",
         description="Analyze the logs and write one report: a self-contained HTML file "
@@ -193,7 +195,9 @@ def _watch_options(w) -> None:
                    choices=list(FORMATS), metavar="NAME", help="force the log format")
     w.add_argument("--pattern", metavar="REGEX",
                    help="read plain-text logs with this regular expression (as analyze)")
-    w.add_argument("--color", choices=["auto", "always", "never"], default="auto")
+    w.add_argument("--color", choices=["auto", "always", "never"], default="auto",
+                   help="colour the verdicts in the text output: auto (on a terminal, unless NO_COLOR "
+                   "is set), always or never")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -431,7 +435,7 @@ def sweeps_of(args, diagnoses: list) -> list:
 
 
 def _check_common(args) -> bool:
-    if args.lr is not None and not args.lr > 0:
+    if args.lr is not None and not 0 < args.lr < float("inf"):
         _err(f"--lr must be a positive number, not {args.lr}")
         return False
     if getattr(args, "jobs", None) is not None and args.jobs < 1:

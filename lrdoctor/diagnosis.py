@@ -132,10 +132,12 @@ class Diagnosis:
 
 
 def _current_lr(history: History, lr: float | None) -> float | None:
-    if lr is not None:
-        return float(lr)
+    """The log's own LR (constant, or a schedule's peak); ``lr`` (``--lr``) only when the
+    log has none."""
     rng = getattr(history, "lr_range", None) or lr_range(history.columns["lr"])
-    return rng[1] if rng is not None and rng[1] > 0 else None
+    if rng is not None and rng[1] > 0:
+        return rng[1]
+    return float(lr) if lr is not None else None
 
 
 def _schedule(curve: detect.Curve, findings: list[Finding]) -> dict:
@@ -198,6 +200,9 @@ def diagnose_history(history: History, *, lr: float | None = None, context: str 
         notes.append(f"{n} points: too few to judge the pace of progress (at least {pace} "
                      "are needed); only instability and a flat loss were judged")
     current = _current_lr(history, lr)
+    if lr is not None and current != float(lr):
+        notes.append(f"--lr {float(lr):g} not used: the log has its own LR ({current:g}); "
+                     "--lr-column picks another of its columns")
     rule = cause.kind if cause else verdict
     if verdict == "too_high" and cause is not None and any(
             f.kind == "plateau" for f in findings):

@@ -44,3 +44,14 @@ def test_diagnose_frame_with_a_named_step_index():
     df = pd.DataFrame({"loss": x}, index=pd.Index(np.arange(len(x)) * 5, name="it"))
     d = lrdoctor.diagnose(df, lr=1e-4)
     assert d.to_dict()["last_step"] == 5 * (len(x) - 1)
+
+
+def test_a_finding_shows_plain_numbers_and_its_evidence_briefly():
+    from lrdoctor.finding import Finding
+
+    f = Finding("spike", np.int64(100), np.float64(1950.0), np.float64(0.87654), "m",
+                {"count": np.int64(38), "rate": 0.0190123, "steps": list(range(38)),
+                 "late": True})
+    assert repr(f) == ("Finding(kind='spike', start=100, end=1950, severity=0.877, "
+                       "message='m', evidence={'count': 38, 'rate': 0.019, "
+                       "'steps': <38 values>, 'late': True})")

@@ -2,6 +2,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from lrdoctor.cli import main
@@ -118,3 +119,28 @@ def test_unwritable_figure_is_an_error_and_not_announced(tmp_path, capsys):
                          capsys)
     assert code == 2 and "could not write the figure" in err
     assert "figure written" not in out
+
+
+@pytest.mark.parametrize("bad", ["0", "-1e-3", "nan", "inf"])
+def test_an_lr_that_is_not_a_positive_finite_number_is_refused(bad, capsys):
+    code, out, err = run(["analyze", str(SAMPLES / "healthy_lr1e-3.csv"), f"--lr={bad}"],
+                         capsys)
+    assert code == 2 and out == ""
+    assert err.strip().count("\n") == 0 and "--lr must be a positive number" in err
+
+
+def test_lr_is_used_only_when_the_log_has_none_and_says_so_otherwise(tmp_path, capsys):
+    """As the README and --help say: the log's own LR wins, and a note names the --lr that
+    was not used (before, --lr 1e-300 replaced the log's 0.001 without a word)."""
+    code, out, _ = run(["analyze", str(SAMPLES / "healthy_lr1e-3.csv"), "--lr", "1e-300",
+                        "--format", "json"], capsys)
+    [r] = json.loads(out)["runs"]
+    assert r["current_lr"] == 1e-3
+    assert any("--lr 1e-300 not used" in n for n in r["notes"])
+    p = tmp_path / "nolr.csv"
+    p.write_text("step,loss\n" + "".join(f"{i},{2 * np.exp(-i / 300) + 0.1}\n"
+                                         for i in range(1000)))
+    code, out, _ = run(["analyze", str(p), "--lr", "3e-4", "--format", "json"], capsys)
+    [r] = json.loads(out)["runs"]
+    assert r["current_lr"] == 3e-4
+    assert not any("not used" in n for n in r["notes"] + r["recommendation"]["notes"])
