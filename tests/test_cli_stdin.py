@@ -150,3 +150,18 @@ def test_a_text_log_with_commas_is_not_taken_for_a_table():
     assert _table_header("a,b,c\n1,2,3\n4,5,nan\n6,7,")  # the last line may be cut
     assert _table_header('"x","y"\n"1","2.5e-3"\n"2",""\n')
     assert not _table_header("a,b,c\n1,2\n4,5,6\n")  # ragged: not a table
+
+
+def test_an_mlflow_metric_file_piped_in_needs_its_metric_named(tmp_path, capsys, monkeypatch):
+    """Lines of 'timestamp value step' carry no metric name: the message says so and how;
+    --metric names it (before, --metric loss failed with "no column named 'loss'")."""
+    data = "".join(f"{1700000000000 + i} {2 * np.exp(-i / 60) + 0.1} {i}\n"
+                   for i in range(300)).encode()
+    piped(monkeypatch, data)
+    code, out, err = analyze(["-", "--input-format", "mlflow"], capsys)
+    assert code == 2 and "has no name to tell its metric" in err and "--metric" in err
+    piped(monkeypatch, data)
+    code, out, err = analyze(["-", "--input-format", "mlflow", "--metric", "loss",
+                              "--format", "json"], capsys)
+    [r] = json.loads(out)["runs"]
+    assert code == 0 and r["metric"] == "loss" and r["n_points"] == 300

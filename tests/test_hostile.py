@@ -210,6 +210,24 @@ def test_an_unreadable_sub_folder_is_a_note_and_the_rest_is_read(tmp_path, monke
     assert "not a loss log" not in err
 
 
+def test_a_link_to_nothing_in_a_walk_or_a_glob_is_a_note(tmp_path, capsys):
+    """A run folder moved away leaves links to nothing: said once each (skipped), the other
+    logs read, exit 0; before, a walk and a glob lost them without a word."""
+    root = tmp_path / "runs"
+    root.mkdir()
+    write_csv(root / "a.csv")
+    (root / "gone.csv").symlink_to(tmp_path / "moved" / "gone.csv")
+    for given in (str(root), f"{root}/*.csv"):
+        skipped: list = []
+        files, errors = expand([given], skipped=skipped)
+        assert files == [str(root / "a.csv")] and not errors
+        [(link, why)] = skipped
+        assert link == str(root / "gone.csv") and "symbolic link to nothing" in why
+        assert main(["analyze", given]) == 0
+        assert f"{root / 'gone.csv'}: skipped, a symbolic link to nothing" in \
+            capsys.readouterr().err
+
+
 # 5. None/NULL/null cells are missing values ------------------------------------------
 
 def test_null_words_are_missing_values_counted_in_a_note(tmp_path):

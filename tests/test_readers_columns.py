@@ -179,3 +179,19 @@ def test_output_to_a_closed_pipe_ends_quietly(shared):
                        executable="/bin/bash")
     assert len(p.stdout.splitlines()) == 2
     assert "Traceback" not in p.stderr and "BrokenPipe" not in p.stderr
+
+
+def test_yolo_lr_is_the_weights_group_not_the_biases_warmup(tmp_path):
+    """Ultralytics logs lr/pg0 (biases: warmup from 0.1 down), lr/pg1 and lr/pg2 (weights:
+    up from 0); YOLOv5 x/lr0..2 alike. The weights' group is the LR the user set."""
+    from lrdoctor.readers import read
+
+    for names in (("lr/pg0", "lr/pg1", "lr/pg2"), ("x/lr0", "x/lr1", "x/lr2")):
+        p = tmp_path / "results.csv"
+        rows = "".join(f"{e},{2 - e / 50:.4f},{0.1 - e * 0.03 if e < 3 else 0.01},"
+                       f"{0.01 * min(1, e / 3):.4f},{0.01 * min(1, e / 3):.4f}\n"
+                       for e in range(60))
+        p.write_text("epoch,train/box_loss," + ",".join(names) + "\n" + rows)
+        [h] = read(p)
+        lr = np.asarray(h.columns["lr"], float)
+        assert lr[0] == 0 and np.allclose(lr[3:], 0.01)  # pg0's 0.1 warmup is not read

@@ -102,6 +102,9 @@ def test_an_experiment_is_read_with_the_lr_from_params(runs, capsys):
     h = hists["sweep/mlp_lr0.001"]
     assert h.metric == "train/CrossEntropyLoss" and len(h.steps) == 200
     assert h.source == f"{url}::sweep/mlp_lr0.001" and np.allclose(h.columns["lr"], 1e-3)
+    # a URL given with its trailing slash names the runs the same way
+    assert {g.source for g in read(url + "/", experiment="sweep")} == \
+        {g.source for g in hists.values()}
     assert main(["analyze", url, "--experiment", "sweep", "--format", "json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert len(doc["runs"]) == 3 and len(doc["sweeps"]) == 1

@@ -7,6 +7,7 @@ list[History]``. :func:`read` picks the reader from the content first (a line st
 from __future__ import annotations
 
 import glob
+import os
 from pathlib import Path
 
 from lrdoctor.errors import LrDoctorError
@@ -259,7 +260,8 @@ def expand(inputs: list[str], found_in_dirs: dict | set | None = None,
             named: dict = {}
             found = walk(p, unreadable, named)
             if skipped is not None:
-                skipped.extend((d, UNREADABLE_DIR) for d in unreadable if d != str(p))
+                skipped.extend(d if isinstance(d, tuple) else (d, UNREADABLE_DIR)
+                               for d in unreadable if d != str(p))
             if str(p) in unreadable:
                 errors.append(LrDoctorError(
                     "permission denied: this user may not list the directory; check its "
@@ -282,6 +284,9 @@ def expand(inputs: list[str], found_in_dirs: dict | set | None = None,
             if not found:
                 errors.append(LrDoctorError("the pattern matches no file", item))
             files.extend(f for f in found if Path(f).is_file() or _is_run_folder(Path(f)))
+            if skipped is not None:
+                skipped.extend((f, DANGLING) for f in found
+                               if os.path.islink(f) and not os.path.exists(f))
         else:
             errors.append(LrDoctorError("no such file or directory; check the path", item))
     return list(dict.fromkeys(files)), errors
@@ -290,6 +295,11 @@ def expand(inputs: list[str], found_in_dirs: dict | set | None = None,
 #: Why a folder found in a walk was not searched.
 UNREADABLE_DIR = ("permission denied: this folder could not be searched, the logs in it "
                   "were not read; check its permissions (ls -ld)")
+
+
+#: Why a symbolic link found in a walk was not read.
+DANGLING = ("a symbolic link to nothing (its target was moved or deleted): not read; "
+            "remove the link or restore its target")
 
 
 def _glob(pattern: str) -> list[str]:
@@ -316,11 +326,10 @@ def walk(root: Path, unreadable: list | None = None, named: dict | None = None) 
     files as one run, each MLflow run folder (``meta.yaml`` beside ``metrics/``) as one run.
 
     A symbolic link to a folder is not followed (so no link can make the walk endless); a
-    folder that cannot be listed is added to ``unreadable`` when it is given. ``named``,
+    folder that cannot be listed is added to ``unreadable`` when it is given, and so is
+    ``(path, DANGLING)`` for a symbolic link whose target is gone. ``named``,
     when given, receives the run name (:func:`name_by_path`) of each plain log file found,
     worked out from the walk's own listing (no path object, no stat per file)."""
-    import os
-
     from lrdoctor.readers.tensorboard import EVENT_FILE
 
     def failed(exc: OSError) -> None:
@@ -338,12 +347,15 @@ def walk(root: Path, unreadable: list | None = None, named: dict | None = None) 
             listed.append((parts + (name,), folder, name, rel))
     listed.sort(key=lambda e: e[0])
     out: list[str] = []
+    dangling: list[str] = []
     events: set[str] = set()
     tb_dirs: dict[Path, int] = {}
     mlflow_runs: set[Path] = set()
     for _, folder, name, rel in listed:
         fs = name if folder == "." else os.path.join(folder, name)
         if not os.path.isfile(fs):
+            if unreadable is not None and os.path.islink(fs) and not os.path.exists(fs):
+                dangling.append(fs)  # a link whose target is gone: said, not silently lost
             continue
         if mlflow_runs and any(parent in mlflow_runs for parent in Path(fs).parents):
             continue
@@ -389,6 +401,8 @@ def walk(root: Path, unreadable: list | None = None, named: dict | None = None) 
         return str(p.parent) if p.parent in several else o
 
     out = [unit(o) for o in out]
+    if dangling and unreadable is not None:
+        unreadable.extend((f, DANGLING) for f in dangling)
     if not mlflow_runs:
         return list(dict.fromkeys(out))
     # drop files found inside an MLflow run folder before the folder itself was seen

@@ -19,8 +19,11 @@ LOSS = ["loss", "train_loss", "train/loss", "training_loss", "train_loss_step", 
         "train/loss_step", "trainer/loss", "loss/train", "train/total_loss", "total_loss",
         "train_total_loss", "training/loss", "train/loss_epoch", "train_loss_epoch",
         "loss_epoch", "running_loss", "batch_loss", "epoch_loss"]
+#: Ultralytics YOLO logs one LR per parameter group, the biases' first (``lr/pg0``, YOLOv5's
+#: ``x/lr0``), whose warmup starts high at ``warmup_bias_lr`` (0.1) and falls while the
+#: weights' (``lr/pg1``, ``x/lr1``) rises: the weights' group is the LR.
 LR = ["lr", "learning_rate", "learning-rate", "train/lr", "train/learning_rate", "lr-adam",
-      "lr-adamw", "lr/pg0", "train_lr", "lr_0", "lr-sgd", "optimizer/lr", "epoch_learning_rate",
+      "lr-adamw", "lr/pg1", "lr/pg0", "x/lr1", "x/lr0", "train_lr", "lr_0", "lr-sgd", "optimizer/lr", "epoch_learning_rate",
       "batch_learning_rate", "epoch_lr"]
 VAL = ["val_loss", "eval_loss", "valid/loss", "val/loss", "validation_loss", "valid_loss",
        "eval/loss", "validation/loss", "loss/val", "val_loss_epoch", "test_loss"]

@@ -185,6 +185,12 @@ def _read_metric_file(path: Path, *, step=None, metric=None, lr_column=None
     src = str(path)
     found = run_of_metric_file(path)
     key = found[1] if found else path.name
+    if found is None and key == "<stdin>":  # piped: the file's name was the metric's
+        if metric is None:
+            raise LrDoctorError("an MLflow metric file read from standard input has no name "
+                                "to tell its metric: pass its path (mlruns/.../metrics/KEY), "
+                                "or name it with --metric (--metric loss)", src)
+        key = metric
     if metric is None and C.find([key], C.LOSS) is None and C.pick_loss([key]) is None:
         raise LrDoctorError(f"the MLflow metric {key!r} is not a loss; pass the run folder, "
                             "a loss metric's file, or --metric to diagnose it anyway", src)

@@ -127,7 +127,7 @@ def read(url: str, *, step=None, metric=None, lr_column=None, experiment=None, r
     for r in runs:
         info, data = r["info"], r.get("data", {})
         rid, name = info["run_id"], names[info["run_id"]]
-        src = f"{url}::{name}"
+        src = f"{str(url).rstrip('/')}::{name}"
         keys = [m["key"] for m in data.get("metrics", [])]
         params = lr_params((p["key"], p.get("value")) for p in data.get("params", []))
         try:
