@@ -783,7 +783,9 @@ def _final_loss_panel(ax_lr, diagnoses, lrs, f, logy) -> None:
         if d.sweep is not None and all(s is not d.sweep for s in sweeps):
             sweeps.append(d.sweep)
     line_colors = ("#000000", "#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00")
-    for i, sw in enumerate(sweeps):
+    if len(sweeps) > len(line_colors):  # one colour and one legend entry for them all
+        _many_sweeps(ax_lr, sweeps)
+    for i, sw in enumerate(sweeps if len(sweeps) <= len(line_colors) else ()):
         grid = sw.grid
         g_lr = np.asarray(grid.get("lrs", []), dtype=float)
         g_res = np.asarray(grid.get("result", []), dtype=float)
@@ -827,6 +829,27 @@ def _final_loss_panel(ax_lr, diagnoses, lrs, f, logy) -> None:
     for t in ax_lr.texts if hi > lo else ():
         x = (np.log10(t.xy[0]) - lo) / (hi - lo)
         t.set_ha("left" if x < 0.2 else "right" if x > 0.8 else "center")
+
+
+def _many_sweeps(ax_lr, sweeps) -> None:
+    """More sweeps than there are line colours (a folder of 60 experiments): each sweep's
+    median over seeds a thin line, its best LR a dashed tick at the top, in one colour and
+    under one legend entry each (a legend or a label per sweep would not fit the panel)."""
+    first_line = first_best = True
+    for sw in sweeps:
+        g_lr = np.asarray(sw.grid.get("lrs", []), dtype=float)
+        g_res = np.asarray(sw.grid.get("result", []), dtype=float)
+        if len(g_lr) < 2:
+            continue
+        y_line = np.where(np.isfinite(g_res), g_res, np.nan)  # a diverged LR breaks the line
+        ax_lr.plot(g_lr, y_line, "-", color=COLORS["trend"], lw=0.8, alpha=0.45, zorder=3,
+                   label=f"median over seeds ({len(sweeps)} sweeps)" if first_line else
+                   "_median")
+        first_line = False
+        if sw.best_lr is not None:
+            ax_lr.axvline(sw.best_lr, ymin=0.92, color=COLORS["lr"], lw=1, ls="--",
+                          alpha=0.6, label="best LR of a sweep" if first_best else "_best")
+            first_best = False
 
 
 def save(d, path: str, **kwargs) -> None:

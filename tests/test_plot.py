@@ -352,6 +352,37 @@ def test_sweep_panel_joins_the_median_over_seeds_not_the_seeds():
     assert any(t.startswith("too_high (") for t in legend)
 
 
+def test_a_sweep_figure_of_many_sweeps_keeps_its_layout_and_a_short_legend():
+    """Eight sweeps (more than the panel's line colours): a line per sweep, one legend
+    entry for them all and one for their best LRs, no label per sweep; the layout is
+    applied (a legend of one entry per sweep once collapsed the axes: matplotlib warned
+    and drew the legend over the figure)."""
+    import warnings
+
+    ds = []
+    for exp in range(8):
+        for lr, floor in zip([1e-4, 1e-3, 1e-2], [0.8, 0.2, 0.5]):
+            for seed in range(2):
+                ds.append(lrdoctor.diagnose(curves.healthy(floor=floor, seed=seed), lr=lr,
+                                            run=f"exp{exp}__lr{lr:g}__s{seed}"))
+    sweeps = find_sweeps(ds)
+    assert len(sweeps) == 8
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "constrained_layout not applied" fails the test
+        fig = plot_sweep(ds)
+        fig.canvas.draw()
+    main_ax, lr_ax, cbar = fig.axes
+    joined = [ln for ln in lr_ax.lines if ln.get_linestyle() == "-"]
+    assert len(joined) == 8
+    for ln, sw in zip(joined, sweeps):
+        assert np.allclose(ln.get_xdata(), sw.grid["lrs"])
+    labels = [t.get_text() for t in lr_ax.get_legend().get_texts()]
+    assert labels == ["median over seeds (8 sweeps)", "best LR of a sweep"]
+    assert not lr_ax.texts  # no "best LR ~" label per sweep
+    w = lr_ax.get_window_extent()
+    assert w.width > 0.15 * fig.bbox.width and w.height > 0.5 * fig.bbox.height
+
+
 def test_sweep_figure_of_unrelated_runs_joins_nothing():
     ds = [d for f in sorted(SAMPLES.glob("*.csv")) for d in lrdoctor.analyze(f)]
     fig = plot_sweep(ds)
