@@ -12,8 +12,8 @@ benchmark sweeps of ../shared/benchmarks/lr_sweeps/runs (801 steps) round after 
 Each setting runs ``--repeat`` times in a fresh interpreter; printed: the median wall time
 (the machine is shared: single runs are noisy), runs/s, the CPU time of the process and
 its workers (less sensitive to the load of others), the peak RSS of the parent (the
-process that holds the results) and of the largest worker (``RUSAGE_CHILDREN``), and whether
-the JSON equals the serial one.
+process that holds the results: flat in N, the runs wait on disk for their sweeps) and of
+the largest worker (``RUSAGE_CHILDREN``), and whether the JSON equals the serial one.
 
 usage: python benchmarks/many_runs.py [--runs 10000] [--steps 2000] [--jobs 2] [--repeat 3]
                                       [--folder /tmp/lrdoctor_many] [--plot]
@@ -144,7 +144,8 @@ def main() -> None:
     settings = [("pyarrow read_csv only", READ_ONLY, [str(folder)]),
                 ("--jobs 1", CHILD, base + ["json", "--jobs", "1"]),
                 (f"--jobs {a.jobs}", CHILD, base + ["json", "--jobs", str(a.jobs)]),
-                (f"--jobs {a.jobs} jsonl", CHILD, base + ["jsonl", "--jobs", str(a.jobs)])]
+                (f"--jobs {a.jobs} jsonl", CHILD, base + ["jsonl", "--jobs", str(a.jobs)]),
+                (f"--jobs {a.jobs} text", CHILD, base + ["text", "--jobs", str(a.jobs)])]
     if a.plot:
         settings.append(("--jobs 1 --plot (histories kept)", CHILD,
                          base + ["json", "--jobs", "1", "--plot", "/tmp/lrdoctor_many.png"]))
@@ -165,9 +166,12 @@ def main() -> None:
             n = len(doc["runs"])
             serial = serial or out
             same = "same JSON as --jobs 1" if out == serial else "JSON DIFFERS from --jobs 1"
-        else:
+        elif args[3] == "jsonl":
             n = sum("verdict" in json.loads(line) for line in out.splitlines())
             same = f"{n} run lines"
+        else:  # the text report ends with "N runs: ..."
+            n = int(out.rstrip().rsplit("\n", 1)[-1].split()[0])
+            same = f"{n} runs in the summary"
         worker = f"  largest worker {children / 1024:5.0f} MiB" if children else ""
         print(f"{label:<34} {wall:6.2f} s  {n / wall:7.0f} runs/s  "
               f"({1e3 * wall / n:5.2f} ms/run, CPU {cpu:6.2f} s)  "

@@ -425,12 +425,16 @@ def exit_code(args, diagnoses: list, errors: list) -> int:
     return 2 if errors else 1 if failed else 0
 
 
-def sweeps_of(args, diagnoses: list) -> list:
-    """The sweeps among the runs (``--sweep``: all of them; ``--no-sweep``: none)."""
+def sweeps_of(args, diagnoses) -> list:
+    """The sweeps among the runs (a list, or a Spool: its own find_sweeps; ``--sweep``: all
+    of them; ``--no-sweep``: none)."""
     if args.no_sweep or len(diagnoses) < 2:
         return []
+    from lrdoctor.many import Spool
     from lrdoctor.sweep import find_sweeps
 
+    if isinstance(diagnoses, Spool):
+        return diagnoses.find_sweeps(explicit=args.sweep)
     return find_sweeps(diagnoses, explicit=args.sweep)
 
 
@@ -445,7 +449,7 @@ def _check_common(args) -> bool:
 
 
 def analyze_command(args) -> int:
-    from lrdoctor.render import printable, text_report, write_json_document
+    from lrdoctor.render import printable, write_json_document, write_text_report
 
     if not _check_common(args):
         return 2
@@ -454,33 +458,83 @@ def analyze_command(args) -> int:
         return 2
     if args.format == "jsonl":
         return stream_jsonl(args)
-    diagnoses, errors = collect(args, progress=True, keep_history=bool(args.plot))
-    sweeps = sweeps_of(args, diagnoses)
-    figures = []
-    if args.plot and diagnoses:
-        failed = _figure(args, diagnoses)
-        errors += failed
-        figures += [] if failed else [args.plot]
-    if args.format == "json":  # written a run at a time: never the whole document at once
-        write_json_document(sys.stdout.write, diagnoses, errors, sweeps)
-        sys.stdout.write("\n")
-    else:
-        color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty()
-                                           and not os.environ.get("NO_COLOR"))
-        sys.stdout.write(text_report(diagnoses, color=color, sweeps=sweeps))
-        for path in figures:
-            print(f"figure written to {printable(path)}")
-    return exit_code(args, diagnoses, errors)
+    spool, errors = spooled(args)
+    try:
+        sweeps = sweeps_of(args, spool)
+        figures = []
+        if args.plot and len(spool):
+            failed = _figure(args, list(spool))
+            errors += failed
+            figures += [] if failed else [args.plot]
+        verdicts = _FailWatch(spool, args.fail_on)  # a failing run noted as it is written
+        if args.format == "json":  # written a run at a time: never the whole document
+            write_json_document(sys.stdout.write, verdicts, errors, sweeps)
+            sys.stdout.write("\n")
+        else:
+            color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty()
+                                               and not os.environ.get("NO_COLOR"))
+            write_text_report(sys.stdout.write, verdicts, color=color, sweeps=sweeps)
+            for path in figures:
+                print(f"figure written to {printable(path)}")
+        return exit_code(args, verdicts.failing(), errors)
+    finally:
+        spool.close()
+
+
+class _FailWatch:
+    """The runs of a Spool as they are read, those that get a ``--fail-on`` verdict noted
+    on the way (by name and verdict: all that :func:`exit_code` says of them)."""
+
+    def __init__(self, spool, fail_on):
+        self.spool, self.fail_on, self.failed = spool, fail_on, {}
+
+    def __len__(self) -> int:
+        return len(self.spool)
+
+    def __iter__(self):
+        for order, d in self.spool.items():
+            self.note(order, d)
+            yield d
+
+    def note(self, order, d) -> None:
+        if d.verdict in self.fail_on:
+            self.failed[order] = (d.run, d.verdict)
+
+    def failing(self) -> list:
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(run=run, verdict=verdict)
+                for _, (run, verdict) in sorted(self.failed.items())]
+
+
+def spooled(args, *, keep_history: bool | None = None):
+    """:func:`collect`, the runs kept in a :class:`lrdoctor.many.Spool` (on disk, unless
+    ``--plot`` needs their histories in memory): (spool, errors)."""
+    from lrdoctor.many import Spool
+
+    keep = bool(args.plot) if keep_history is None else keep_history
+    spool, failed = Spool(memory=keep), []
+    for res in results(args, keep_history=keep, progress=True):
+        if res.error is not None:
+            failed.append(res)
+        for k, d in enumerate(res.runs):
+            spool.add((res.index, k), d)
+    errors = [r.error for r in sorted(failed, key=lambda r: r.index)]
+    for e in errors:
+        _err(str(e))
+    return spool, errors
 
 
 def stream_jsonl(args) -> int:
     """``--format jsonl``: each run object on its own line as its log finishes, with
     ``order`` ([log, run in the log]: sort by it for the order of ``--format json``). A run
     with an LR may be judged by a sweep, which needs all of them: unless ``--no-sweep``,
-    such runs wait for the end. Then one ``{"sweep": ...}`` line per sweep and one
-    ``{"error": ...}`` line per input that could not be read."""
+    such runs wait for the end (on disk: :class:`lrdoctor.many.Spool`). Then one
+    ``{"sweep": ...}`` line per sweep and one ``{"error": ...}`` line per input that could
+    not be read."""
     import json
 
+    from lrdoctor.many import Spool
     from lrdoctor.render import _clean
     from lrdoctor.sweep import run_lr
 
@@ -489,32 +543,37 @@ def stream_jsonl(args) -> int:
 
     def run_line(d, order):
         line({**d.to_dict(), "order": list(order)})
+        verdicts.note(order, d)
 
-    held, kept, everything, errors = [], [], [], []
-    for res in results(args, keep_history=bool(args.plot), progress=True):
-        if res.error is not None:
-            errors.append(res)
-        for k, d in enumerate(res.runs):
-            everything.append(((res.index, k), d))
-            if args.no_sweep or run_lr(d) is None:
-                run_line(d, (res.index, k))
-            else:
-                held.append(((res.index, k), d))
-    held.sort(key=lambda x: x[0])
-    sweeps = sweeps_of(args, [d for _, d in held])
-    for order, d in held:
-        run_line(d, order)
+    held, errors = Spool(memory=bool(args.plot)), []
+    everything = [] if args.plot else None  # the figure needs every run, in order
+    verdicts = _FailWatch(held, args.fail_on)
+    try:
+        for res in results(args, keep_history=bool(args.plot), progress=True):
+            if res.error is not None:
+                errors.append(res)
+            for k, d in enumerate(res.runs):
+                if everything is not None:
+                    everything.append(((res.index, k), d))
+                if args.no_sweep or run_lr(d) is None:
+                    run_line(d, (res.index, k))
+                else:
+                    held.add((res.index, k), d)
+        sweeps = sweeps_of(args, held)
+        for order, d in held.items():
+            run_line(d, order)
+    finally:
+        held.close()
     for sw in sweeps:
         line({"sweep": sw.to_dict()})
     errors = [r.error for r in sorted(errors, key=lambda r: r.index)]
     for e in errors:
         _err(str(e))
-    diagnoses = [d for _, d in sorted(everything, key=lambda x: x[0])]
-    if args.plot and diagnoses:
-        errors += _figure(args, diagnoses)
+    if everything:
+        errors += _figure(args, [d for _, d in sorted(everything, key=lambda x: x[0])])
     for e in errors:
         line({"error": {"source": e.source, "message": e.message}})
-    return exit_code(args, diagnoses, errors)
+    return exit_code(args, verdicts.failing(), errors)
 
 
 def _figure(args, diagnoses: list) -> list:

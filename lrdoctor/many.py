@@ -116,6 +116,158 @@ class LogResult:
     skipped: str | None = None
 
 
+class _Kind:
+    """A finding as a sweep reads it: its kind alone (one shared object per kind)."""
+
+    __slots__ = ("kind",)
+    _made: dict = {}
+
+    def __init__(self, kind: str):
+        self.kind = kind
+
+    @classmethod
+    def of(cls, kind: str) -> "_Kind":
+        if kind not in cls._made:
+            cls._made[kind] = cls(kind)
+        return cls._made[kind]
+
+
+class _Rule:
+    """A recommendation as a sweep reads it: its rule."""
+
+    __slots__ = ("rule",)
+
+    def __init__(self, rule: str):
+        self.rule = rule
+
+
+class SweepStandIn:
+    """What :mod:`lrdoctor.sweep` reads of a run with an LR and writes when it judges it
+    (verdict, confidence, recommendation, sweep), and no more: a :class:`Spool` keeps one
+    of these in memory per run, the run itself on disk."""
+
+    __slots__ = ("run", "source", "metric", "current_lr", "params", "verdict", "confidence",
+                 "recommendation", "findings", "final_loss", "final_val_loss", "sweep")
+    history = None  # lrdoctor.sweep.result reads final_loss / final_val_loss, as of a record
+
+    def __init__(self, d):
+        from lrdoctor.sweep import _val_result, result
+
+        self.run, self.source, self.metric = d.run, d.source, d.metric
+        self.current_lr, self.params = d.current_lr, dict(d.params) or None
+        self.verdict, self.confidence = d.verdict, d.confidence
+        self.recommendation = _Rule(d.recommendation.rule)
+        self.findings = tuple(_Kind.of(f.kind) for f in d.findings)
+        self.final_loss, self.final_val_loss = result(d), _val_result(d)
+        self.sweep = None
+
+
+class Spool:
+    """Runs kept on disk until they are written, in their order, whatever order they came
+    in: what stays in memory is a row per run (its place in the file) and, for a run with
+    an LR, a :class:`SweepStandIn` for ``lrdoctor.sweep.find_sweeps`` to group and judge.
+    Iterating reads each run back with its sweep's judgement, so the parent of 10,000 runs
+    holds about as much as that of 1,000.
+
+    ``memory=True`` keeps the runs themselves instead (a figure needs their histories): the
+    stand-in of a run is then the run, judged in place.
+    """
+
+    def __init__(self, *, memory: bool = False):
+        import tempfile
+
+        self.memory = memory
+        self._file = None if memory else tempfile.TemporaryFile(prefix="lrdoctor-runs-")
+        self._rows: list = []  # (order, where in the file or the run, stand-in or None)
+        self._sorted = True
+
+    def add(self, order: tuple, d) -> None:
+        """Keep run ``d``; ``order`` ((log index, run in the log)) places it."""
+        from lrdoctor.sweep import run_lr
+
+        if self.memory:
+            where, stand = d, d if run_lr(d) is not None else None
+        else:
+            where = self._put(d)
+            stand = SweepStandIn(d) if run_lr(d) is not None else None
+        if self._rows and order < self._rows[-1][0]:
+            self._sorted = False
+        self._rows.append((order, where, stand))
+
+    def _in_order(self) -> list:
+        if not self._sorted:
+            self._rows.sort(key=lambda row: row[0])
+            self._sorted = True
+        return self._rows
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def stand_ins(self) -> list:
+        """The runs with an LR, in order, as the sweeps see them."""
+        return [stand for _, _, stand in self._in_order() if stand is not None]
+
+    def find_sweeps(self, *, explicit: bool = False) -> list:
+        """``lrdoctor.sweep.find_sweeps`` of the runs, the same sweeps in the same order,
+        found a group at a time: as soon as a group is judged, the judgement of each of its
+        runs (verdict, confidence, recommendation) goes to the file, so that what stays in
+        memory per run is its stand-in, not a recommendation of its own."""
+        from lrdoctor.sweep import find_sweeps, group_key
+
+        stand_ins = self.stand_ins()
+        if self.memory or explicit:  # (one group: every run with an LR)
+            return find_sweeps(stand_ins, explicit=explicit)
+        groups: dict = {}
+        for d in stand_ins:
+            groups.setdefault(group_key(d), []).append(d)
+        out = []
+        for members in groups.values():
+            out += find_sweeps(members)  # one group: that group's sweep, if it is one
+            for d in members:
+                if d.sweep is not None:
+                    d.recommendation = self._put((d.verdict, d.confidence, d.recommendation))
+        return out
+
+    def _put(self, obj) -> tuple:
+        import pickle
+
+        blob = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+        self._file.seek(0, 2)
+        where = (self._file.tell(), len(blob))
+        self._file.write(blob)
+        return where
+
+    def _get(self, where: tuple):
+        import pickle
+
+        self._file.seek(where[0])
+        return pickle.loads(self._file.read(where[1]))
+
+    def items(self) -> Iterator[tuple]:
+        """(order, run) in order, each run read back with its sweep's judgement."""
+        for order, where, stand in self._in_order():
+            if self.memory:
+                yield order, where
+                continue
+            d = self._get(where)
+            if stand is not None and stand.sweep is not None:  # judged by its sweep
+                d.sweep = stand.sweep
+                judged = stand.recommendation
+                if isinstance(judged, tuple):  # written to the file by find_sweeps
+                    d.verdict, d.confidence, d.recommendation = self._get(judged)
+                else:
+                    d.verdict, d.confidence, d.recommendation = \
+                        stand.verdict, stand.confidence, judged
+            yield order, d
+
+    def __iter__(self):
+        return (d for _, d in self.items())
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
 def analyze_log(path: str, *, index: int = 0, total: int = 1, name: str | None = None,
                 keep_history: bool = False, **options) -> LogResult:
     """Read one log and diagnose its runs: one task of :func:`analyze_many`.

@@ -124,37 +124,10 @@ def advice_line(d) -> str:
 def text_report(diagnoses: list, *, color: bool = False, sweeps: list = ()) -> str:
     """Verdict first, then the evidence, then the advice; plain text when piped. Each sweep
     (``lrdoctor.sweep``) gets a block before the summary table."""
-    def paint(s, verdict):
-        return f"\033[1;{_COLOR[verdict]}m{s}\033[0m" if color else s
-
+    paint = _painter(color)
     out = []
     for d in diagnoses:
-        n, first, last, other = d.outline()
-        head = paint(HEADLINE[d.verdict].upper(), d.verdict)
-        out.append(f"{head}  {printable(d.source)}")
-        span = ""
-        if n:
-            span = f", steps {fmt_step(first)}..{fmt_step(last)}"
-        out.append(f"  run {_quoted(d.run)}: {n} points of {_quoted(d.metric)}{span}; "
-                   f"LR {_run_lr(d)}")
-        for f in d.findings:
-            where = fmt_step(f.start) if f.start is not None else "?"
-            if f.end is None:
-                where += "..end"
-            elif f.end != f.start:
-                where += f"..{fmt_step(f.end)}"
-            out.append(f"  - {f.kind:<16} steps {where:<16} severity {f.severity:.2f}  "
-                       f"{printable(f.message)}")
-        if not d.findings and d.verdict == "ok":
-            out.append("  - no instability, plateau or slow progress found")
-        out.append(f"  => {printable(advice_line(d))}   [confidence: {d.confidence}]")
-        for n in d.recommendation.notes + d.notes:
-            out.append(f"     note: {printable(n)}")
-        if other:
-            shown = ", ".join(map(printable, other[:6]))
-            more = "" if len(other) <= 6 else ", ..."
-            out.append(f"     other loss columns: {shown}{more} (choose with --metric)")
-        out.append("")
+        out.extend(_run_block(d, paint))
     for sw in sweeps:
         out.extend(sweep_block(sw))
     if len(diagnoses) > 1:
@@ -164,6 +137,70 @@ def text_report(diagnoses: list, *, color: bool = False, sweeps: list = ()) -> s
             for v in VERDICTS
             if any(d.verdict == v for d in diagnoses)))
     return "\n".join(out).rstrip() + "\n" if out else ""
+
+
+def write_text_report(write, runs, *, color: bool = False, sweeps: list = ()) -> None:
+    """:func:`text_report`, byte for byte, handed to ``write`` a run at a time: ``runs``
+    (a sized collection read twice, such as a :class:`lrdoctor.many.Spool`) is never held
+    as a list nor the report as one string; the summary table's widths and the counts are
+    gathered on the first pass."""
+    if len(runs) <= 1:
+        write(text_report(list(runs), color=color, sweeps=sweeps))
+        return
+    paint = _painter(color)
+    w = [len(h) for h in _TABLE_HEAD]
+    counts: dict = {}
+    for d in runs:
+        for line in _run_block(d, paint):
+            write(line + "\n")
+        w = [max(a, len(b)) for a, b in zip(w, _table_row(d))]
+        counts[d.verdict] = counts.get(d.verdict, 0) + 1
+    for sw in sweeps:
+        for line in sweep_block(sw):
+            write(line + "\n")
+    w[0] = min(w[0], 48)
+    for line in _table_lines((_table_row(d) for d in runs), w, paint):
+        write(line + "\n")
+    write(f"\n{len(runs)} runs: " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS
+                                               if counts.get(v)) + "\n")
+
+
+def _painter(color: bool):
+    def paint(s, verdict):
+        return f"\033[1;{_COLOR[verdict]}m{s}\033[0m" if color else s
+    return paint
+
+
+def _run_block(d, paint) -> list[str]:
+    """The lines of one run in the text report (the last one empty)."""
+    out = []
+    n, first, last, other = d.outline()
+    head = paint(HEADLINE[d.verdict].upper(), d.verdict)
+    out.append(f"{head}  {printable(d.source)}")
+    span = ""
+    if n:
+        span = f", steps {fmt_step(first)}..{fmt_step(last)}"
+    out.append(f"  run {_quoted(d.run)}: {n} points of {_quoted(d.metric)}{span}; "
+               f"LR {_run_lr(d)}")
+    for f in d.findings:
+        where = fmt_step(f.start) if f.start is not None else "?"
+        if f.end is None:
+            where += "..end"
+        elif f.end != f.start:
+            where += f"..{fmt_step(f.end)}"
+        out.append(f"  - {f.kind:<16} steps {where:<16} severity {f.severity:.2f}  "
+                   f"{printable(f.message)}")
+    if not d.findings and d.verdict == "ok":
+        out.append("  - no instability, plateau or slow progress found")
+    out.append(f"  => {printable(advice_line(d))}   [confidence: {d.confidence}]")
+    for n in d.recommendation.notes + d.notes:
+        out.append(f"     note: {printable(n)}")
+    if other:
+        shown = ", ".join(map(printable, other[:6]))
+        more = "" if len(other) <= 6 else ", ..."
+        out.append(f"     other loss columns: {shown}{more} (choose with --metric)")
+    out.append("")
+    return out
 
 
 def sweep_block(sw) -> list[str]:
@@ -183,17 +220,25 @@ def sweep_block(sw) -> list[str]:
 
 def summary_table(diagnoses: list, paint=lambda s, v: s) -> str:
     """One line per run: run, LR, verdict, advice (the table a sweep or a folder ends with)."""
-    rows = [(printable(d.run), _run_lr(d), d.verdict, short_advice(d)) for d in diagnoses]
-    w = [max(len(h), *(len(x[i]) for x in rows)) for i, h in
-         enumerate(("run", "LR", "verdict", "advice"))]
+    rows = [_table_row(d) for d in diagnoses]
+    w = [max(len(h), *(len(x[i]) for x in rows)) for i, h in enumerate(_TABLE_HEAD)]
     w[0] = min(w[0], 48)
-    lines = [f"{'run':<{w[0]}}  {'LR':>{w[1]}}  {'verdict':<{w[2]}}  advice",
-             f"{'-' * w[0]}  {'-' * w[1]}  {'-' * w[2]}  {'-' * w[3]}"]
+    return "\n".join(_table_lines(rows, w, paint)) + "\n"
+
+
+_TABLE_HEAD = ("run", "LR", "verdict", "advice")
+
+
+def _table_row(d) -> tuple[str, str, str, str]:
+    return printable(d.run), _run_lr(d), d.verdict, short_advice(d)
+
+
+def _table_lines(rows, w: list[int], paint):
+    yield f"{'run':<{w[0]}}  {'LR':>{w[1]}}  {'verdict':<{w[2]}}  advice"
+    yield f"{'-' * w[0]}  {'-' * w[1]}  {'-' * w[2]}  {'-' * w[3]}"
     for run, lr, verdict, adv in rows:
         run = run if len(run) <= w[0] else "..." + run[-(w[0] - 3):]
-        lines.append(f"{run:<{w[0]}}  {lr:>{w[1]}}  "
-                     f"{paint(f'{verdict:<{w[2]}}', verdict)}  {adv}")
-    return "\n".join(lines) + "\n"
+        yield f"{run:<{w[0]}}  {lr:>{w[1]}}  {paint(f'{verdict:<{w[2]}}', verdict)}  {adv}"
 
 
 def _clean(o):

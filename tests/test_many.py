@@ -271,3 +271,67 @@ def test_the_json_document_written_a_run_at_a_time_is_the_document(tmp_path):
         write_json_document(out.write, *args)
         assert out.getvalue() == json_document(*args)
         json.loads(out.getvalue())
+
+
+def _records(tmp_path):
+    """RunRecords (as the pool sends them) of two sweeps and a run without an LR."""
+    from lrdoctor.many import analyze_log
+
+    write_sweep(tmp_path / "a", GRID, seeds=(0, 1))
+    write_sweep(tmp_path / "b", GRID, model="cnn", val=lambda lr: abs(np.log10(lr) + 3))
+    (tmp_path / "b" / "plain.csv").write_text(
+        "step,loss\n" + "".join(f"{i},{2 * 0.99 ** i + 0.1}\n" for i in range(300)))
+    files = sorted(tmp_path.rglob("*.csv"))
+    return [(i, r) for i, f in enumerate(files) for r in analyze_log(str(f)).runs]
+
+
+@pytest.mark.parametrize("memory", [False, True])
+def test_a_spool_gives_the_runs_and_sweeps_of_the_runs_kept_in_memory(tmp_path, memory):
+    """Added in any order, a Spool's runs come back in order, judged by the same sweeps
+    (found a group at a time) as the same records judged in memory; on disk, it keeps no
+    run object."""
+    import gc
+    import random
+    import weakref
+
+    from lrdoctor.many import Spool
+    from lrdoctor.sweep import find_sweeps
+
+    records = _records(tmp_path)
+    want = [r for _, r in sorted(_records(tmp_path), key=lambda x: x[0])]
+    want_sweeps = find_sweeps(want)
+    assert len(want_sweeps) == 2 and any(r.sweep is None for r in want) and \
+        sum(r.sweep is not None for r in want) > 10
+    shuffled = records[:]
+    random.Random(1).shuffle(shuffled)
+    spool = Spool(memory=memory)
+    refs = []
+    for i, r in shuffled:
+        spool.add((i, 0), r)
+        refs.append(weakref.ref(r))
+    del records, shuffled, r
+    gc.collect()
+    assert memory or all(ref() is None for ref in refs)
+    got_sweeps = spool.find_sweeps()
+    assert [s.to_dict() for s in got_sweeps] == [s.to_dict() for s in want_sweeps]
+    for _ in range(2):  # read twice (the text report does), the same both times
+        got = list(spool)
+        assert [d.to_dict() for d in got] == [d.to_dict() for d in want]
+        assert [d.sweep is None for d in got] == [d.sweep is None for d in want]
+    assert len(spool) == len(want)
+    spool.close()
+
+
+def test_the_text_report_written_a_run_at_a_time_is_the_report(tmp_path):
+    import io
+
+    from lrdoctor.render import text_report, write_text_report
+    from lrdoctor.sweep import find_sweeps
+
+    runs = [r for _, r in _records(tmp_path)]
+    sweeps = find_sweeps(runs)
+    for args in ((runs, sweeps), (runs, []), (runs[:2], []), (runs[:1], []), ([], [])):
+        for color in (False, True):
+            out = io.StringIO()
+            write_text_report(out.write, args[0], color=color, sweeps=args[1])
+            assert out.getvalue() == text_report(args[0], color=color, sweeps=args[1])
