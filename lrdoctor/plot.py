@@ -194,17 +194,22 @@ _SHARED = threading.local()  # this thread's Agg renderers by size, while sharin
 
 
 @contextlib.contextmanager
-def shared_renderers():
+def shared_renderers(*, keep: bool = False):
     """Within it, this thread's new figures of one size and resolution share one Agg
     renderer: matplotlib caches the size of each text per renderer, so a tick label, the
     axis labels and the legend's entries are measured once for a report's hundreds of
     figures instead of once per figure. A figure drawn in it must be read (its pixels or
-    its PNG) before the next one of its size is drawn: they share one pixel buffer."""
+    its PNG) before the next one of its size is drawn: they share one pixel buffer.
+    ``keep``: the renderers (and what they measured) stay for this thread's next
+    ``shared_renderers(keep=True)`` (a pool worker's next task) instead of being dropped."""
     before = getattr(_SHARED, "renderers", None)
-    _SHARED.renderers = {} if before is None else before
+    if before is None:
+        _SHARED.renderers = (getattr(_SHARED, "kept", None) if keep else None) or {}
     try:
         yield
     finally:
+        if keep:
+            _SHARED.kept = _SHARED.renderers
         _SHARED.renderers = before
 
 

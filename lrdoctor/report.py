@@ -110,10 +110,14 @@ def thumbnail(d, *, logy=None):
 def draw_runs(items: list, logy=None) -> list:
     """A pool task: ``run_figure`` of each ``(diagnosis, small, palette)``; a figure that
     could not be drawn is its error message (str) instead of bytes."""
+    import multiprocessing
+
     from lrdoctor.plot import shared_renderers
 
     out = []
-    with shared_renderers():  # each text measured once for the task, not once a figure
+    # each text measured once for the task, not once a figure; in a worker process, once
+    # for all its tasks (its renderers are kept from one task to the next)
+    with shared_renderers(keep=multiprocessing.parent_process() is not None):
         for d, small, palette in items:
             try:
                 out.append(run_figure(d, logy=logy, small=small, palette=palette))

@@ -154,8 +154,9 @@ def test_a_small_report_keeps_full_figures_in_this_process(monkeypatch):
 
 def test_figures_drawn_on_shared_renderers_are_the_figures_drawn_alone():
     """A pool task draws its figures on one Agg renderer per size (text measured once for
-    the task): each PNG is byte for byte the one drawn on a renderer of its own, figures of
-    two sizes interleaved, the sweep figure among them, each read before the next."""
+    the task, or for all the tasks of a worker): each PNG is byte for byte the one drawn on
+    a renderer of its own, figures of two sizes interleaved, the sweep figure among them,
+    each read before the next."""
     from lrdoctor import analyze, report
     from lrdoctor.plot import new_figure, plot_sweep, shared_renderers
 
@@ -172,6 +173,11 @@ def test_figures_drawn_on_shared_renderers_are_the_figures_drawn_alone():
         assert a.canvas.get_renderer() is b.canvas.get_renderer()
     assert all(isinstance(p, bytes) for p in alone)
     assert shared == alone
+    # a pool worker keeps its renderers from one task to the next: the same pictures
+    for _ in range(2):
+        with shared_renderers(keep=True):
+            assert [report.run_figure(d, small=s, palette=p) for d, s, p in items] == \
+                alone[:-1]
     # outside the sharing each figure has a renderer of its own, as before
     a, b = new_figure(figsize=(2, 1), dpi=50), new_figure(figsize=(2, 1), dpi=50)
     assert a.canvas.get_renderer() is not b.canvas.get_renderer()
