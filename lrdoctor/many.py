@@ -170,15 +170,22 @@ class Spool:
     holds about as much as that of 1,000.
 
     ``memory=True`` keeps the runs themselves instead (a figure needs their histories): the
-    stand-in of a run is then the run, judged in place.
+    stand-in of a run is then the run, judged in place. Without a temporary file (none can
+    be made, or the disk is full) the runs that could not be written stay in memory.
     """
+
+    _full = None  # the file, once the disk was full
 
     def __init__(self, *, memory: bool = False):
         import tempfile
 
-        self.memory = memory
-        self._file = None if memory else tempfile.TemporaryFile(prefix="lrdoctor-runs-")
-        self._rows: list = []  # (order, where in the file or the run, stand-in or None)
+        self.memory, self._file = memory, None
+        if not memory:
+            try:
+                self._file = tempfile.TemporaryFile(prefix="lrdoctor-runs-")
+            except OSError:  # no temporary folder to write to: the runs stay in memory
+                pass
+        self._rows: list = []  # (order, _At in the file or the run, stand-in or None)
         self._sorted = True
 
     def add(self, order: tuple, d) -> None:
@@ -228,20 +235,32 @@ class Spool:
                     d.recommendation = self._put((d.verdict, d.confidence, d.recommendation))
         return out
 
-    def _put(self, obj) -> tuple:
+    def _put(self, obj):
+        """Where ``obj`` is in the file (an :class:`_At`), or ``obj`` when it could not be
+        written there."""
         import pickle
 
+        if self._file is None:
+            return obj
         blob = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-        self._file.seek(0, 2)
-        where = (self._file.tell(), len(blob))
-        self._file.write(blob)
-        return where
+        try:
+            self._file.seek(0, 2)
+            at = _At(self._file.tell(), len(blob))
+            self._file.write(blob)
+            self._file.flush()
+        except OSError:  # the disk is full: this and what follows stay in memory
+            self._full, self._file = self._file, None
+            return obj
+        return at
 
-    def _get(self, where: tuple):
+    def _get(self, where):
         import pickle
 
-        self._file.seek(where[0])
-        return pickle.loads(self._file.read(where[1]))
+        if not isinstance(where, _At):
+            return where
+        file = self._file or self._full
+        file.seek(where.offset)
+        return pickle.loads(file.read(where.size))
 
     def items(self) -> Iterator[tuple]:
         """(order, run) in order, each run read back with its sweep's judgement."""
@@ -253,7 +272,7 @@ class Spool:
             if stand is not None and stand.sweep is not None:  # judged by its sweep
                 d.sweep = stand.sweep
                 judged = stand.recommendation
-                if isinstance(judged, tuple):  # written to the file by find_sweeps
+                if isinstance(judged, (_At, tuple)):  # put away by find_sweeps
                     d.verdict, d.confidence, d.recommendation = self._get(judged)
                 else:
                     d.verdict, d.confidence, d.recommendation = \
@@ -264,8 +283,18 @@ class Spool:
         return (d for _, d in self.items())
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
+        for file in (self._file, self._full):
+            if file is not None:
+                file.close()
+
+
+class _At:
+    """Where a pickled object is in a Spool's file."""
+
+    __slots__ = ("offset", "size")
+
+    def __init__(self, offset: int, size: int):
+        self.offset, self.size = offset, size
 
 
 def analyze_log(path: str, *, index: int = 0, total: int = 1, name: str | None = None,

@@ -285,17 +285,44 @@ def _records(tmp_path):
     return [(i, r) for i, f in enumerate(files) for r in analyze_log(str(f)).runs]
 
 
-@pytest.mark.parametrize("memory", [False, True])
-def test_a_spool_gives_the_runs_and_sweeps_of_the_runs_kept_in_memory(tmp_path, memory):
+class _FillingFile:
+    """A temporary file on a disk that is full after ``room`` bytes."""
+
+    def __init__(self, file, room):
+        self.file, self.room = file, room
+
+    def write(self, b):
+        if self.file.tell() + len(b) > self.room:
+            raise OSError(28, "No space left on device")
+        return self.file.write(b)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+
+@pytest.mark.parametrize("memory", [False, True, "no temporary folder", "disk full"])
+def test_a_spool_gives_the_runs_and_sweeps_of_the_runs_kept_in_memory(tmp_path, memory,
+                                                                        monkeypatch):
     """Added in any order, a Spool's runs come back in order, judged by the same sweeps
     (found a group at a time) as the same records judged in memory; on disk, it keeps no
-    run object."""
+    run object. Without a temporary file, or once the disk is full, the runs not written
+    stay in memory, and the result is the same."""
     import gc
     import random
+    import tempfile
     import weakref
 
     from lrdoctor.many import Spool
     from lrdoctor.sweep import find_sweeps
+
+    if memory == "no temporary folder":
+        def refused(*a, **kw):
+            raise PermissionError(13, "Permission denied", "/tmp")
+        monkeypatch.setattr(tempfile, "TemporaryFile", refused)
+    elif memory == "disk full":
+        real = tempfile.TemporaryFile
+        monkeypatch.setattr(tempfile, "TemporaryFile",
+                            lambda **kw: _FillingFile(real(**kw), 5_000))
 
     records = _records(tmp_path)
     want = [r for _, r in sorted(_records(tmp_path), key=lambda x: x[0])]
@@ -304,14 +331,16 @@ def test_a_spool_gives_the_runs_and_sweeps_of_the_runs_kept_in_memory(tmp_path, 
         sum(r.sweep is not None for r in want) > 10
     shuffled = records[:]
     random.Random(1).shuffle(shuffled)
-    spool = Spool(memory=memory)
+    spool = Spool(memory=memory is True)
     refs = []
     for i, r in shuffled:
         spool.add((i, 0), r)
         refs.append(weakref.ref(r))
     del records, shuffled, r
     gc.collect()
-    assert memory or all(ref() is None for ref in refs)
+    kept = sum(ref() is not None for ref in refs)
+    assert kept == {False: 0, True: len(refs), "no temporary folder": len(refs)}.get(
+        memory, kept) and (memory != "disk full" or 0 < kept < len(refs))
     got_sweeps = spool.find_sweeps()
     assert [s.to_dict() for s in got_sweeps] == [s.to_dict() for s in want_sweeps]
     for _ in range(2):  # read twice (the text report does), the same both times
