@@ -341,8 +341,7 @@ def _results(args, paths: list, copy: str | None, *, keep_history: bool, progres
             if copy is not None:
                 _as_stdin(res, copy)
             if res.skipped:
-                _err(f"{res.path}: skipped, " + (res.skipped if res.index < 0 else  # a folder
-                                                 f"not a loss log ({res.skipped})"))
+                _err(f"{res.path}: skipped, {res.skipped}")
             if bar is not None and res.index >= 0:
                 bar.update(res)
             yield res
@@ -364,8 +363,7 @@ def collect(args, *, progress: bool, keep_history: bool = True,
     diagnoses = [d for r in done for d in r.runs]
     errors = [r.error for r in done if r.error is not None]
     if skipped is not None:
-        skipped += [(r.path, r.skipped if r.index < 0 else f"not a loss log ({r.skipped})")
-                    for r in done if r.skipped]
+        skipped += [(r.path, r.skipped) for r in done if r.skipped]
     for e in errors:
         _err(str(e))
     return diagnoses, errors

@@ -30,8 +30,11 @@ MANY = 50
 #: The most logs one task of the pool analyzes (a task per small log costs the pool more
 #: than the log takes; more per task makes the results come in coarser steps).
 CHUNK = 32
-#: Errors that, for a file found by walking a folder, mean "not a log" (skipped with a note).
+#: Errors that, for a file found by walking a folder, mean "nothing to judge here": not a
+#: loss log (a manifest), or a log with no rows yet (a run that has just started, whose
+#: folder a CI gate walks): skipped with a note, not an error that fails the walk.
 NOT_A_LOG = ("no loss column found", "no loss found in this text")
+NO_ROWS_YET = ("header only, no rows", "the file is empty")
 
 
 @dataclass(repr=False)
@@ -105,7 +108,9 @@ class LogResult:
     error : LrDoctorError or None
         Why the log could not be read.
     skipped : str or None
-        A file found by walking a folder that holds no loss (a manifest, say): why.
+        Why a file found by walking a folder was left out (it holds no loss, as a manifest;
+        or no rows yet, as a run that has just started), or why a folder could not be
+        searched: the whole reason, as printed after "skipped, ".
     """
 
     path: str
@@ -298,12 +303,15 @@ class _At:
 
 
 def analyze_log(path: str, *, index: int = 0, total: int = 1, name: str | None = None,
-                keep_history: bool = False, **options) -> LogResult:
+                label: str | None = None, keep_history: bool = False,
+                **options) -> LogResult:
     """Read one log and diagnose its runs: one task of :func:`analyze_many`.
 
     Never raises for a bad log (the error is in the result). ``name`` is the run name its
     place in a walked folder gives it (a file there that is not a loss log is skipped);
-    ``options`` are :func:`lrdoctor.analyze`'s reading options.
+    ``label`` the run name of a log given by path whose own name clashes with another's
+    (:func:`lrdoctor.readers.names_apart`); ``options`` are :func:`lrdoctor.analyze`'s
+    reading options.
     """
     from lrdoctor.diagnosis import analyze
 
@@ -311,8 +319,10 @@ def analyze_log(path: str, *, index: int = 0, total: int = 1, name: str | None =
     try:
         found = analyze(path, **options)
     except LrDoctorError as exc:
-        if name is not None and exc.message.startswith(NOT_A_LOG):
-            out.skipped = exc.message.split(";")[0]
+        if name is not None and exc.message.startswith(NOT_A_LOG + NO_ROWS_YET):
+            why = exc.message.split(";")[0]
+            out.skipped = f"not a loss log ({why})" if exc.message.startswith(NOT_A_LOG) \
+                else f"no rows yet ({why}): a run that has just started?"
         else:
             out.error = exc
         return out
@@ -322,9 +332,9 @@ def analyze_log(path: str, *, index: int = 0, total: int = 1, name: str | None =
         out.error = LrDoctorError(f"could not be analyzed ({type(exc).__name__}: {exc}); "
                                   "please report this with the file", path)
         return out
-    if name is not None:  # found by walking a folder: named by its path there
+    if name is not None or label is not None:  # named by its path (a walk, a clash)
         for d in found:
-            d.run = name if len(found) == 1 else f"{name}/{d.run}"
+            d.run = (name or label) if len(found) == 1 else f"{name or label}/{d.run}"
     out.runs = found if keep_history else [RunRecord.of(d) for d in found]
     return out
 
@@ -590,7 +600,7 @@ def analyze_many(paths, *, executor=None, jobs: int | None = None,
     ...     for d in res.runs:                                        # doctest: +SKIP
     ...         print(d.run, d.verdict)
     """
-    from lrdoctor.readers import expand
+    from lrdoctor.readers import expand, names_apart
 
     walked: dict = {}
     unsearched: list = []  # folders a walk could not list: notes, not errors
@@ -600,7 +610,8 @@ def analyze_many(paths, *, executor=None, jobs: int | None = None,
         yield LogResult(e.source, -1, len(files), error=e)
     for folder, why in unsearched:
         yield LogResult(folder, -1, len(files), skipped=why)
-    tasks = [(f, dict(index=k, total=len(files), name=walked.get(f),
+    apart = names_apart([f for f in files if f not in walked])
+    tasks = [(f, dict(index=k, total=len(files), name=walked.get(f), label=apart.get(f),
                       keep_history=keep_history, **options)) for k, f in enumerate(files)]
     if jobs is None:
         jobs = cpu_count() if len(files) >= MANY else 1

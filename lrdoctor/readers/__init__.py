@@ -428,6 +428,31 @@ GENERIC_NAMES = {"metrics", "results", "trainer_state", "log", "logs", "history"
                  "training_log", "train_log", "wandb-history", "progress", "events"}
 
 
+def names_apart(paths: list[str]) -> dict[str, str]:
+    """Run names for logs given by path (a list, a glob) whose own names clash: each of
+    Lightning's ``version_*/metrics.csv`` would be ``metrics``, each checkpoint's
+    ``trainer_state.json`` ``trainer_state``. Those are named as a walk of their common
+    folder names them (:func:`name_by_path`: ``version_0``, ``checkpoint-96``, ``a/run``);
+    a path whose name is its own keeps it (it is not in the result)."""
+    own: dict[str, list[str]] = {}
+    for f in paths:
+        p = Path(f)
+        if f == "-" or is_tracker(f) or not p.exists():
+            continue
+        stem = p.name
+        for suffix in (".gz", ".csv", ".tsv", ".jsonl", ".json", ".txt", ".log", ".db"):
+            stem = stem.removesuffix(suffix)
+        own.setdefault(stem, []).append(f)
+    out = {}
+    for clash in (fs for fs in own.values() if len(fs) > 1):
+        full = [Path(os.path.abspath(f)) for f in clash]
+        root = Path(os.path.commonpath([str(p.parent) for p in full]))
+        named = {f: name_by_path(p, root) for f, p in zip(clash, full)}
+        if len(set(named.values())) == len(clash):  # (else: the same name twice, left)
+            out.update(named)
+    return out
+
+
 def name_by_path(found: Path, root: Path) -> str:
     """A run's name from where it was found under ``root``: ``version_0`` for
     ``root/version_0/metrics.csv``, ``exp1/seed2`` for ``root/exp1/seed2.csv``."""
