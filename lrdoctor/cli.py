@@ -209,8 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "formats":
         from lrdoctor.readers import FORMATS
 
+        width = max(map(len, FORMATS))
         for name, example in FORMATS.items():
-            print(f"{name:<11} {example}")
+            print(f"{name:<{width}}  {example}")
         return 0
     _short_lived_allocations()
     try:

@@ -180,7 +180,8 @@ def _run_block(d, paint) -> list[str]:
     span = ""
     if n:
         span = f", steps {fmt_step(first)}..{fmt_step(last)}"
-    out.append(f"  run {_quoted(d.run)}: {n} points of {_quoted(d.metric)}{span}; "
+    out.append(f"  run {_quoted(d.run)}: {n} point{'' if n == 1 else 's'} of "
+               f"{_quoted(d.metric)}{span}; "
                f"LR {_run_lr(d)}")
     for f in d.findings:
         where = fmt_step(f.start) if f.start is not None else "?"
@@ -371,7 +372,10 @@ def watch_line(ev: dict, *, color: bool = False) -> str:
                 f"{printable(f['message'])}")
     if kind == "end":
         return f"{head}: {verdict} at step {ev['last_step']}: {advice}"
-    since = f" since step {ev['since_step']}" if ev.get("since_step") is not None else ""
+    since = ""
+    if ev.get("since_step") is not None:  # a fault since it began; any other verdict 'at'
+        since = (f" since step {ev['since_step']}" if ev["verdict"] in ("too_high", "too_low")
+                 else f" at step {ev['since_step']}")
     was = f" (was {HEADLINE.get(ev['previous'], ev['previous'])})" if kind == "verdict" else ""
     what = "watching: " if kind == "start" else ""
     return f"{head}: {what}{verdict}{since}{was}: {advice}   (rule: {printable(r['rule'])})"

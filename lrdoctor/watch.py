@@ -1926,7 +1926,8 @@ def alert_text(event: dict) -> str:
         f = event["finding"]
         what = f"{f['kind']} at step {f['start']}: {f['message']}"
     elif where is not None:
-        what += f" since step {where}"
+        what += (f" since step {where}" if event.get("verdict") in ("too_high", "too_low")
+                 else f" at step {where}")
     return f"lrdoctor: run {event.get('run')!r}: {what} (advice: {advice}; {event.get('source')})"
 
 

@@ -58,3 +58,9 @@ def test_early_factor_is_a_threshold_callers_can_change():
     x = curves.healthy(500, start=4.9, floor=2.5, rate=20, noise=0.05)
     x[1:5] = [12.1, 9.5, 9.9, 9.7]
     assert "explosion" not in kinds(x, explosion=detect.Explosion(early_factor=3.0))
+
+
+def test_a_huge_jump_is_written_in_exponent_form():
+    x = np.r_[np.full(50, 0.5), np.full(50, 1e16)]
+    msg = kinds(x)["explosion"].message
+    assert "2e+16x its starting" in msg

@@ -124,3 +124,27 @@ def test_steps_are_written_out_not_in_exponent_form():
     steps = np.linspace(0, 9_999_999, 1000).astype(np.int64)
     text = lrdoctor.diagnose(pd.Series(x, index=steps), lr=1e-3).summary()
     assert "steps 0..9999999" in text and "1e+07" not in text
+
+
+def test_a_watch_line_says_since_for_a_fault_and_at_for_a_verdict_that_is_not_one():
+    """Started on a finished healthy log, 'LR looks fine since step 1499' read as if the
+    run had just turned fine at its last step."""
+    import lrdoctor
+    from lrdoctor.render import watch_line
+    from lrdoctor.watch import _event, alert_text, since_step
+    from conftest import SAMPLES
+
+    for log, word in (("healthy_lr1e-3.csv", " at step "), ("nan_lr5.csv", " since step ")):
+        [d] = lrdoctor.analyze(SAMPLES / log)
+        ev = {**_event("start", d), "since_step": since_step(d)}
+        assert word in watch_line(ev) and word in alert_text(ev)
+
+
+def test_one_point_is_singular_and_formats_line_up(tmp_path, capsys):
+    p = tmp_path / "one.csv"
+    p.write_text("step,loss\n0,2.5\n")
+    code, out, _ = run(["analyze", str(p)], capsys)
+    assert "1 point of 'loss'" in out
+    code, out, _ = run(["formats"], capsys)
+    starts = {len(line) - len(line.split(None, 1)[1]) for line in out.splitlines()}
+    assert code == 0 and len(starts) == 1  # mlflow_server was one column off

@@ -84,7 +84,8 @@ class Explosion:
         end = None if int(hit.last[-1]) == nf - 1 else hit.last_step[-1]
         ratio = top / s0 if s0 > 0 else float("inf")
         sev = float(np.clip(np.log10(max(ratio, 1.0)) / 2.0, 0.4, 1.0))
-        msg = (f"loss jumps to {top:.3g}, {ratio:.0f}x its starting {s0:.3g}, "
+        times = f"{ratio:.0f}" if ratio < 1e4 else f"{ratio:.2g}"  # not 24966923726946968x
+        msg = (f"loss jumps to {top:.3g}, {times}x its starting {s0:.3g}, "
                f"at step {fmt_step(hit.first_step[0])}")
         ev = {"peak": top, "start_level": s0, "ratio": ratio, "n_points_over": hit.n_points}
         w = curve.warmup_end
