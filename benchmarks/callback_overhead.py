@@ -8,13 +8,14 @@ this CPU, and the cost of one re-diagnosis as the run grows.
 For each way of training, runs without and with the callback alternate (``--repeats`` pairs,
 so a busy machine slows both alike) and the medians are printed: the model's step time
 without the callback, the callback's own time per step amortized (timed inside it,
-re-diagnoses included) and its share of the step, and the step time with it. Models: a
-784-256-256-10 MLP (batch 64, Adam, PyTorch on CPU, one thread) in a plain loop and in
-Lightning; a 2-layer GPT-2 built from a config (no download; 64 embeddings, sequences of
-32, batch 8) in the Trainer; the same MLP in Keras (JAX backend; JAX runs a step
-asynchronously, so the float loss a callback takes at every step waits for the step: the
-time inside the Keras callback holds that wait, and the difference of the step times with
-and without it is the fairer figure there). Then, isolated:
+re-diagnoses and the diagnosis at the end of training included) and its share of the step,
+and the step time with it. Models: a 784-256-256-10 MLP (batch 64, Adam, PyTorch on CPU, one
+thread) in a plain loop and in Lightning; a 2-layer GPT-2 built from a config (no download;
+64 embeddings, sequences of 32, batch 8) in the Trainer; the same MLP in Keras (JAX backend,
+``verbose=0``: JAX runs a step asynchronously, and with no per-batch callback Keras lets it
+run ahead; any callback with ``on_train_batch_end``, this one or the progress bar of the
+default ``verbose=1``, has Keras wait for each batch's loss before calling it, a wait outside
+the callback's own time that the step difference with/without shows). Then, isolated:
 ``Monitor.update`` alone, amortized over the last 2000 steps of runs of 2k, 20k and 200k
 steps (flat: a re-diagnosis reads the run's bounded summary, not its points), and the
 milliseconds of one re-diagnosis at 1e3..1e6 points.
@@ -98,7 +99,7 @@ def plain_run(torch, steps: int, every: int, watch: bool) -> tuple[float, float]
     net, x, y = model_and_data(torch)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     mon = Monitor(every=every) if watch else None
-    spent = 0.0
+    spent = [0.0]
     t0 = time.perf_counter()
     for step in range(steps):
         opt.zero_grad()
@@ -109,8 +110,12 @@ def plain_run(torch, steps: int, every: int, watch: bool) -> tuple[float, float]
         if mon is not None:
             t = time.perf_counter()
             mon.update(step, value, opt.param_groups[0]["lr"])
-            spent += time.perf_counter() - t
-    return (time.perf_counter() - t0) / steps, spent / steps
+            spent[0] += time.perf_counter() - t
+    if mon is not None:  # the diagnosis at the end, as the callbacks make
+        t = time.perf_counter()
+        mon.diagnosis()
+        spent[0] += time.perf_counter() - t
+    return (time.perf_counter() - t0) / steps, spent[0] / steps
 
 
 def lightning_run(torch, steps: int, every: int, watch: bool) -> tuple[float, float]:
@@ -132,7 +137,7 @@ def lightning_run(torch, steps: int, every: int, watch: bool) -> tuple[float, fl
             return torch.optim.Adam(self.parameters(), lr=1e-3)
 
     cbs, spent = _callbacks(watch, lambda: LightningCallback(every=every),
-                            ["on_train_batch_end"])
+                            ["on_train_batch_end", "on_train_end"])
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(
         x.repeat(steps, 1), y.repeat(steps)), batch_size=64)
     trainer = L.Trainer(max_steps=steps, callbacks=cbs, logger=False, accelerator="cpu",
@@ -157,9 +162,9 @@ def hf_run(torch, steps: int, every: int, watch: bool) -> tuple[float, float]:
     rng = np.random.default_rng(0)
     seqs = [torch.tensor(rng.integers(0, 256, 32)) for _ in range(8 * steps)]
     data = [{"input_ids": s, "labels": s} for s in seqs]
-    # the loss hook runs inside the model's forward; on_step_* around each step
+    # the loss hook runs inside the model's forward; on_optimizer_step records the point
     cbs, spent = _callbacks(watch, lambda: HFCallback(every=every),
-                            ["_keep_loss", "on_step_begin", "on_step_end", "on_log"])
+                            ["_keep_loss", "on_optimizer_step", "on_log", "on_train_end"])
     with tempfile.TemporaryDirectory() as out:
         args = transformers.TrainingArguments(
             output_dir=out, max_steps=steps, per_device_train_batch_size=8,
@@ -189,7 +194,7 @@ def keras_run(steps: int, every: int, watch: bool) -> tuple[float, float]:
                   loss=K.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x[:640], y[:640], batch_size=64, epochs=1, verbose=0)  # compile outside
     cbs, spent = _callbacks(watch, lambda: KerasCallback(every=every),
-                            ["on_train_batch_end"])
+                            ["on_train_batch_end", "on_epoch_end", "on_train_end"])
     t0 = time.perf_counter()
     model.fit(x, y, batch_size=64, epochs=1, verbose=0, callbacks=cbs)
     return (time.perf_counter() - t0) / steps, spent[0] / steps

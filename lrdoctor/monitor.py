@@ -325,11 +325,19 @@ class Monitor:
         From :func:`lrdoctor.detect.default_detectors` with your thresholds.
     run : str, default 'run'
         The run's name in the Diagnosis and the report.
+    lr_values : callable, optional
+        Turns the list of ``lr`` given to :meth:`update` since the last re-diagnosis into
+        their float values, at the re-diagnosis: a training callback may give ``update``
+        what is cheap to take at each step and have the LRs computed from it there, for all
+        the steps at once (the Keras callback: the optimizer's step count, under a
+        ``LearningRateSchedule``). Default: each ``lr`` is a number.
 
     Attributes
     ----------
     n_points : int
         Points recorded so far.
+    pending : int
+        Points recorded since the latest re-diagnosis.
     last_diagnosis_ : Diagnosis or None
         The most recent re-diagnosis made by :meth:`update` or :meth:`diagnosis`.
 
@@ -346,7 +354,7 @@ class Monitor:
     """
 
     def __init__(self, every: int = 250, *, context: str = "scratch",
-                 detectors: dict | None = None, run: str = "run"):
+                 detectors: dict | None = None, run: str = "run", lr_values=None):
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
             raise ValueError(f"every must be a positive whole number of steps, not {every!r}")
         if context not in ("scratch", "finetune"):
@@ -355,6 +363,7 @@ class Monitor:
         self.context = context
         self.detectors = detectors
         self.run = run
+        self.lr_values = lr_values
         self.stream = Stream(run=run, source=run)
         self._steps: list = []
         self._loss: list = []
@@ -376,6 +385,11 @@ class Monitor:
     def n_points(self) -> int:
         return self._n
 
+    @property
+    def pending(self) -> int:
+        """Points recorded since the latest re-diagnosis."""
+        return self._since
+
     def update(self, step, loss, lr=None) -> Diagnosis | None:
         """Record one point; returns a Diagnosis when this point triggers a re-diagnosis
         (every ``every`` points, and at once on the first non-finite loss of a streak and on
@@ -388,7 +402,8 @@ class Monitor:
         loss : float
             The training loss at that step (a 0-d tensor or array is converted).
         lr : float, optional
-            The LR at that step; where never given, the diagnosis has no LR column.
+            The LR at that step (or what ``lr_values`` reads); where never given, the
+            diagnosis has no LR column.
         """
         try:
             loss = float(loss)
@@ -423,8 +438,12 @@ class Monitor:
     def _flush(self) -> None:
         if not self._steps:
             return
+        lr = None
+        if self._has_lr:
+            lr = np.asarray(self._lr if self.lr_values is None else self.lr_values(self._lr),
+                            dtype=np.float64)
         self.stream.extend(np.asarray(self._steps), np.asarray(self._loss, dtype=np.float64),
-                           lr=np.asarray(self._lr, dtype=np.float64) if self._has_lr else None)
+                           lr=lr)
         self._steps, self._loss, self._lr = [], [], []
 
     def diagnosis(self) -> Diagnosis:

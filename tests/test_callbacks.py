@@ -24,6 +24,49 @@ def _regression_data(n=256, d=8, seed=0):
     return x, y[:, None]
 
 
+def _spy(cb):
+    """Keep what the callback's Monitor hands its summary (the rows, with the LRs read) and
+    the number of points at each diagnosis it makes, to hold them against the truth and
+    against ``lrdoctor analyze`` on the same prefix."""
+    mon = cb.watch.monitor
+    rows, made = [], []
+    extend, diagnosis = mon.stream.extend, mon.diagnosis
+
+    def keep_rows(step, loss, lr=None, **kw):
+        n = len(loss)
+        rows.append((np.asarray(step, float), np.asarray(loss, float),
+                     np.full(n, np.nan) if lr is None else np.asarray(lr, float)))
+        return extend(step, loss, lr=lr, **kw)
+
+    def keep_diagnosis():
+        d = diagnosis()
+        made.append((mon.n_points, d))
+        return d
+
+    mon.stream.extend, mon.diagnosis = keep_rows, keep_diagnosis
+    cb.spy_ = (rows, made)
+    return cb
+
+
+def _recorded(cb):
+    """(steps, losses, LRs) the callback recorded, and [(points, Diagnosis)] it made."""
+    rows, made = cb.spy_
+    return tuple(np.concatenate(c) for c in zip(*rows)), made
+
+
+def _every_diagnosis_is_the_batch_one(cb, tmp_path) -> int:
+    from test_monitor import _answer, _write_csv
+
+    import lrdoctor
+
+    (steps, loss, lr), made = _recorded(cb)
+    for n, d in made:
+        _write_csv(tmp_path / "prefix.csv", steps[:n], loss[:n], lr[:n])
+        [batch] = lrdoctor.analyze(tmp_path / "prefix.csv")
+        assert _answer(d) == _answer(batch), f"cut at {n} points"
+    return len(made)
+
+
 # ------------------------------------------------------------------------------- Lightning
 def _lightning_run(lr, steps, optimizer="Adam", **kw):
     torch = pytest.importorskip("torch", reason="torch is installed by lrdoctor[lightning]")
@@ -100,7 +143,8 @@ def test_lightning_huge_lr_stopped_at_the_blow_up_before_any_nonfinite_step():
 
 
 # ------------------------------------------------------------------------------- HF
-def _hf_train(tmp_path, lr, steps, optim="adamw_torch", every=100, **kw):
+def _hf_train(tmp_path, lr, steps, optim="adamw_torch", every=100, schedule="constant",
+              warmup=0, more=(), **kw):
     pytest.importorskip("torch", reason="torch is installed by lrdoctor[hf]")
     transformers = pytest.importorskip("transformers", reason="needs lrdoctor[hf]")
     pytest.importorskip("accelerate", reason="needs lrdoctor[hf]")
@@ -114,14 +158,15 @@ def _hf_train(tmp_path, lr, steps, optim="adamw_torch", every=100, **kw):
     rng = np.random.default_rng(0)
     seqs = [np.arange(s, s + 16) % 32 for s in rng.integers(0, 32, 128)]
     data = [{"input_ids": torch.tensor(s), "labels": torch.tensor(s)} for s in seqs]
-    cb = HFCallback(every=every, **kw)
+    cb = _spy(HFCallback(every=every, **kw))
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path / "hf"), max_steps=steps, per_device_train_batch_size=8,
-        learning_rate=lr, lr_scheduler_type="constant", logging_steps=10, report_to=[],
+        learning_rate=lr, lr_scheduler_type=schedule, warmup_steps=warmup,
+        logging_steps=10, report_to=[],
         save_strategy="no", use_cpu=True, disable_tqdm=True, max_grad_norm=0.0,
         optim=optim)
     trainer = transformers.Trainer(model=model, args=args, train_dataset=data,
-                                   callbacks=[cb])
+                                   callbacks=[cb, *more])
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         trainer.train()
@@ -143,8 +188,42 @@ def test_hf_huge_lr_stops_at_first_nonfinite_step(tmp_path):
     assert any("LR too high" in w and "lower 5-10x" in w for w in warned)
 
 
+def test_hf_final_summary_carries_the_diagnosis_of_the_whole_run(tmp_path):
+    # at LR 1e-2 the run reads as slow at step 100 and fine at its end, 192: the Trainer's
+    # final summary (train_loss, train_runtime...) logged the step-100 verdict
+    transformers = pytest.importorskip("transformers", reason="needs lrdoctor[hf]")
+
+    class Seen(transformers.TrainerCallback):  # a callback after lrdoctor's sees its key
+        logs: list = []
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            self.logs.append(dict(logs))
+
+    cb, trainer, warned = _hf_train(tmp_path, 1e-2, 192, more=[Seen()])
+    *periodic, summary = Seen.logs
+    assert "train_loss" in summary
+    final = cb.watch.monitor.diagnosis()
+    assert final.outline()[2] == 192
+    assert summary["lrdoctor_verdict"] == cb.diagnosis_.verdict == final.verdict == "ok"
+    assert [x.get("lrdoctor_verdict") for x in periodic][9:] == ["too_low"] * 10
+    assert any("at step 192" in w and "LR looks fine" in w for w in warned)
+
+
+def test_hf_records_the_lr_each_step_used_and_every_diagnosis_is_the_batch_one(tmp_path):
+    # a linear schedule with warmup: the LR changes at every step
+    cb, trainer, _ = _hf_train(tmp_path, 3e-2, 120, every=40, schedule="linear", warmup=20)
+    (steps, loss, lr), made = _recorded(cb)
+    assert list(steps) == list(range(1, 121))
+    used = {x["step"]: x["learning_rate"] for x in trainer.state.log_history
+            if "learning_rate" in x}  # what the Trainer logs: the LR of that step
+    assert len(used) == 12
+    assert np.allclose([lr[s - 1] for s in used], list(used.values()), rtol=1e-12)
+    assert lr[0] < lr[19] and lr[19] > lr[-1] > 0   # warmup, then decay
+    assert _every_diagnosis_is_the_batch_one(cb, tmp_path) >= 3
+
+
 # ------------------------------------------------------------------------------- Keras
-def _keras_fit(lr, epochs, optimizer="Adam", **kw):
+def _keras_fit(lr, epochs, optimizer="Adam", callbacks=(), **kw):
     keras = pytest.importorskip("keras", reason="needs lrdoctor[keras]")
     if keras.backend.backend() != "jax":
         pytest.skip(f"Keras runs on the {keras.backend.backend()!r} backend; the test "
@@ -156,10 +235,11 @@ def _keras_fit(lr, epochs, optimizer="Adam", **kw):
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(32, activation="tanh"),
                               keras.layers.Dense(1)])
     model.compile(optimizer=getattr(keras.optimizers, optimizer)(lr), loss="mse")
-    cb = KerasCallback(every=50, **kw)
+    cb = _spy(KerasCallback(every=50, **kw))
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
-        hist = model.fit(x, y, batch_size=16, epochs=epochs, verbose=0, callbacks=[cb])
+        hist = model.fit(x, y, batch_size=16, epochs=epochs, verbose=0,
+                         callbacks=[cb, *callbacks])
     return cb, hist, _lrdoctor_warnings(rec)
 
 
@@ -183,6 +263,38 @@ def test_keras_huge_lr_stops_at_first_nonfinite_step():
     assert cb.stopped_by_ is not None and cb.stopped_by_.kind == "nonfinite"
     assert _stopped_at_first_nonfinite(cb) < 20 * 16
     assert any("LR too high" in w and "lower 5-10x" in w for w in warned)
+
+
+def test_keras_schedule_recorded_as_used_and_every_diagnosis_is_the_batch_one(tmp_path):
+    keras = pytest.importorskip("keras", reason="needs lrdoctor[keras]")
+    schedule = keras.optimizers.schedules.ExponentialDecay(3e-2, decay_steps=30,
+                                                           decay_rate=0.5)
+    cb, hist, _ = _keras_fit(schedule, 10)
+    (steps, loss, lr), made = _recorded(cb)
+    assert list(steps) == list(range(160))
+    # batch k is trained at the schedule's value at the optimizer's step count k
+    truth = [float(schedule(k)) for k in range(160)]
+    assert np.allclose(lr, truth, rtol=1e-6) and lr[0] > 10 * lr[-1]
+    assert _every_diagnosis_is_the_batch_one(cb, tmp_path) >= 3
+
+
+def test_keras_lr_set_every_batch_by_another_callback_is_the_range_test_analyze_reads(
+        tmp_path):
+    keras = pytest.importorskip("keras", reason="needs lrdoctor[keras]")
+    lrs = np.geomspace(1e-4, 3.0, 160)
+
+    class RangeTest(keras.callbacks.Callback):  # an LR finder: a new LR at every batch
+        k = 0
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.model.optimizer.learning_rate = float(lrs[self.k])
+            self.k += 1
+
+    cb, hist, _ = _keras_fit(1e-4, 10, optimizer="SGD", callbacks=[RangeTest()])
+    (steps, loss, lr), made = _recorded(cb)
+    assert np.array_equal(lr, lrs.astype(np.float32).astype(np.float64))
+    assert _every_diagnosis_is_the_batch_one(cb, tmp_path) >= 3
+    assert cb.diagnosis_.verdict == made[-1][1].verdict == "range_test"
 
 
 # ------------------------------------------------------------------------------- faults

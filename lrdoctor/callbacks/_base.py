@@ -44,7 +44,7 @@ class Watch:
         framework's own stop mechanism. Empty: never stop.
     report : str or path, optional
         Write the report (``.html`` or ``.md``, with the figure) there when training ends.
-    context, detectors, run
+    context, detectors, run, lr_values
         As :class:`lrdoctor.Monitor`.
 
     Attributes
@@ -59,13 +59,15 @@ class Watch:
     """
 
     def __init__(self, every: int = 250, *, stop_on=(), report=None,
-                 context: str = "scratch", detectors: dict | None = None, run: str = "run"):
+                 context: str = "scratch", detectors: dict | None = None, run: str = "run",
+                 lr_values=None):
         stop_on = (stop_on,) if isinstance(stop_on, str) else tuple(stop_on)
         bad = [k for k in stop_on if k not in STOP_KINDS]
         if bad:
             raise ValueError(f"stop_on names unknown finding kind(s) {bad}; "
                              f"known: {list(STOP_KINDS)}")
-        self.monitor = Monitor(every, context=context, detectors=detectors, run=run)
+        self.monitor = Monitor(every, context=context, detectors=detectors, run=run,
+                               lr_values=lr_values)
         self.stop_on = stop_on
         self.report = report
         self.active = True
@@ -80,22 +82,33 @@ class Watch:
             return False
         try:
             d = self.monitor.update(step, loss, lr)
-            return d is not None and self._judge(d)
+            return d is not None and self.judge(d)
         except Exception as e:  # noqa: BLE001 - never raise into the training loop
             self.fail(e)
             return False
 
-    def finish(self) -> None:
-        """Diagnose everything recorded and write the report, if asked."""
-        if not self.active or self.monitor.n_points == 0:
+    def conclude(self) -> None:
+        """Diagnose everything recorded (unless nothing was since the latest diagnosis)."""
+        m = self.monitor
+        if not self.active or m.n_points == 0:
             return
         try:
-            d = self.monitor.diagnosis()
-            self._judge(d)
-            if self.report is not None:
-                from lrdoctor.report import write_report
+            if m.pending or m.last_diagnosis_ is None:
+                self.judge(m.diagnosis())
+            elif self.diagnosis_ is not m.last_diagnosis_:
+                self.judge(m.last_diagnosis_)
+        except Exception as e:  # noqa: BLE001
+            self.fail(e)
 
-                write_report([d], self.report)
+    def finish(self) -> None:
+        """Diagnose everything recorded and write the report, if asked."""
+        self.conclude()
+        if not self.active or self.diagnosis_ is None or self.report is None:
+            return
+        try:
+            from lrdoctor.report import write_report
+
+            write_report([self.diagnosis_], self.report)
         except Exception as e:  # noqa: BLE001
             self.fail(e)
 
@@ -112,7 +125,9 @@ class Watch:
                                 -1.0)
 
     # ------------------------------------------------------------------------------------
-    def _judge(self, d) -> bool:
+    def judge(self, d) -> bool:
+        """Take a diagnosis the monitor made: warn on a change of verdict; True when it
+        should stop training."""
         self.diagnosis_ = d
         if d.verdict != self._warned_verdict and d.verdict != "unknown":
             # the first 'ok' is no news; every other change of verdict is
