@@ -71,12 +71,14 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
             w.fail(e)
 
     def _lr(self):
-        """The batch's LR: a float, or a reference into the device state that
-        :func:`_lr_values` reads at the next re-diagnosis."""
+        """The batch's LR: a float, or the optimizer's step count under a schedule, whose
+        value :func:`_lr_values` computes at the next re-diagnosis. (Keras internals it
+        reads, where they are: the optimizer's ``_learning_rate`` and ``_iterations``, the
+        model's ``_jax_state``; where they are not, the public way, as slow as before.)"""
         model = self._model  # not self.model: on JAX that copies the state back
         opt = model.optimizer
-        lr = opt._learning_rate
-        if lr is not self._lr_obj:
+        lr = getattr(opt, "_learning_rate", None)
+        if lr is not self._lr_obj or lr is None:
             self._locate(opt, lr)
         state = getattr(model, "_jax_state", None)
         if self._slot is not None and state:
@@ -92,9 +94,9 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         self._lr_obj = lr
         schedule = isinstance(lr, _keras.optimizers.schedules.LearningRateSchedule)
         self._schedule = lr if schedule else None
-        target = opt._iterations if schedule else lr
+        target = getattr(opt, "_iterations", None) if schedule else lr
         self._slot = None
-        if _keras.backend.backend() == "jax":
+        if _keras.backend.backend() == "jax" and target is not None:
             self._slot = next((i for i, v in enumerate(opt.variables) if v is target), None)
 
     def on_epoch_end(self, epoch, logs=None):
