@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from watch_throughput import peak_rss_mib, print_nan_delay, watch_until_nan
 
 WRITER = r"""
 import math, struct, sys, time
@@ -92,10 +93,6 @@ with open(path, "ab") as fh:
 """
 
 
-def peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def records_read(w, run: Path) -> int | None:
     """Records the watcher's follower has taken (None when it re-reads whole)."""
     src = w._sources.get(str(run))
@@ -121,22 +118,19 @@ def main() -> None:
                                    str(args.seconds)], stdout=subprocess.PIPE, text=True)
         t0 = time.monotonic()
         cpu0 = time.process_time()
-        nan_seen, report, polls, points = None, args.seconds / 10, 0, 0
+        polls, points = 0, 0
+
+        def polled():
+            nonlocal polls, points
+            polls += 1
+            d = w.diagnoses_.get(str(run))
+            points = d.outline()[0] if d is not None else 0
+
         with Watcher([str(run)], interval=args.interval) as w:
-            for batch in w.run(timeout=args.seconds + 10 * args.interval + 30):
-                polls += 1
-                d = w.diagnoses_.get(str(run))
-                points = d.outline()[0] if d is not None else 0
-                if any(e.get("finding", {}).get("kind") == "nonfinite" for e in batch):
-                    nan_seen = time.time()
-                    break
-                elapsed = time.monotonic() - t0
-                if elapsed >= report and elapsed <= args.seconds:
-                    written = int(min(elapsed, args.seconds) * args.rate)
-                    print(f"t={elapsed:5.1f}s  {points:>10,} loss points diagnosed  "
-                          f"(~{written:,} records written)  peak RSS "
-                          f"{peak_rss_mib():.0f} MiB", flush=True)
-                    report += args.seconds / 10
+            nan_seen = watch_until_nan(
+                w, seconds=args.seconds, interval=args.interval, rate=args.rate, t0=t0,
+                polled=polled, progress=lambda written: (
+                    f"{points:>10,} loss points diagnosed  (~{written:,} records written)"))
             written, nan_time = writer.communicate(timeout=120)[0].split()
             taken = records_read(w, run)
         elapsed = time.monotonic() - t0
@@ -149,12 +143,7 @@ def main() -> None:
         print(f"read:    {read:,} records ({read / elapsed:,.0f} records/s over "
               f"{elapsed:.1f} s; the follower took {taken if taken is not None else 'n/a'}), "
               f"{polls} polls")
-        if nan_seen is not None:
-            late = nan_seen - float(nan_time)
-            print(f"NaN reported {late:.2f} s after it was written ({late / args.interval:.2f} "
-                  f"intervals of {args.interval:g} s)")
-        else:
-            print("NaN NOT reported")
+        print_nan_delay(nan_seen, float(nan_time), args.interval)
         print(f"watcher CPU time: {cpu:.1f} s over {elapsed:.1f} s "
               f"({cpu / elapsed:.0%} of one core; {read / max(cpu, 1e-9):,.0f} records per "
               "CPU second)")

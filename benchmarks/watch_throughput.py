@@ -57,6 +57,34 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def watch_until_nan(w, *, seconds: float, interval: float, rate: float, t0: float,
+                    polled, progress) -> float | None:
+    """Run Watcher ``w`` until it reports the non-finite loss the writer ends with (or it
+    times out): ``polled()`` after every poll (to take the follower's counts), and every
+    tenth of the writing time a line of ``progress(written)`` with the peak RSS. Returns
+    when the NaN was seen (``time.time()``), or None. Shared by watch_tensorboard.py."""
+    report = seconds / 10
+    for batch in w.run(timeout=seconds + 10 * interval + 30):
+        polled()
+        if any(e.get("finding", {}).get("kind") == "nonfinite" for e in batch):
+            return time.time()
+        elapsed = time.monotonic() - t0
+        if report <= elapsed <= seconds:
+            print(f"t={elapsed:5.1f}s  {progress(int(elapsed * rate))}  peak RSS "
+                  f"{peak_rss_mib():.0f} MiB", flush=True)
+            report += seconds / 10
+    return None
+
+
+def print_nan_delay(nan_seen: float | None, nan_written: float, interval: float) -> None:
+    if nan_seen is not None:
+        late = nan_seen - nan_written
+        print(f"NaN reported {late:.2f} s after it was written ({late / interval:.2f} "
+              f"intervals of {interval:g} s)")
+    else:
+        print("NaN NOT reported")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=60.0)
@@ -76,22 +104,19 @@ def main() -> None:
                                   text=True)
         t0 = time.monotonic()
         cpu0 = time.process_time()
-        read_rows, nan_seen, report = 0, None, args.seconds / 10
+        read_rows = 0
+
+        def polled():
+            nonlocal read_rows
+            src = w._sources.get(str(log))
+            if src is not None and src.follower is not None:
+                read_rows = src.follower.rows
+
         with Watcher([str(log)], interval=args.interval) as w:
-            for batch in w.run(timeout=args.seconds + 10 * args.interval + 30):
-                src = w._sources.get(str(log))
-                if src is not None and src.follower is not None:
-                    read_rows = src.follower.rows
-                if any(e.get("finding", {}).get("kind") == "nonfinite" for e in batch):
-                    nan_seen = time.time()
-                    break
-                elapsed = time.monotonic() - t0
-                if elapsed >= report and elapsed <= args.seconds:
-                    written = int(min(elapsed, args.seconds) * args.rate)
-                    print(f"t={elapsed:5.1f}s  read {read_rows:>10,} rows  lag ~"
-                          f"{max(0, written - read_rows):>9,} rows  peak RSS "
-                          f"{peak_rss_mib():.0f} MiB", flush=True)
-                    report += args.seconds / 10
+            nan_seen = watch_until_nan(
+                w, seconds=args.seconds, interval=args.interval, rate=args.rate, t0=t0,
+                polled=polled, progress=lambda written: (
+                    f"read {read_rows:>10,} rows  lag ~{max(0, written - read_rows):>9,} rows"))
             rows_written, nan_time = writer.communicate(timeout=60)[0].split()
         elapsed = time.monotonic() - t0
         cpu = time.process_time() - cpu0
@@ -100,12 +125,7 @@ def main() -> None:
               f"({rows_written / args.seconds:,.0f} lines/s)")
         print(f"read:    {read_rows:,} rows, {read_rows / min(elapsed, args.seconds):,.0f} "
               f"lines/s over the writing time")
-        if nan_seen is not None:
-            late = nan_seen - float(nan_time)
-            print(f"NaN reported {late:.2f} s after it was written ({late / args.interval:.2f} "
-                  f"intervals of {args.interval:g} s)")
-        else:
-            print("NaN NOT reported")
+        print_nan_delay(nan_seen, float(nan_time), args.interval)
         print(f"watcher CPU time: {cpu:.1f} s over {elapsed:.1f} s "
               f"({read_rows / max(cpu, 1e-9):,.0f} lines per CPU second)")
         print(f"peak RSS at end: {peak_rss_mib():.0f} MiB "
