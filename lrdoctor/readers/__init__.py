@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 from pathlib import Path
 
 from lrdoctor.errors import LrDoctorError
@@ -80,8 +81,6 @@ def sniff(path: Path, sample: bytes | None = None) -> str:
 def _python_dict(text: str) -> bool:
     """Whether the first line is a Python dict repr (``{'loss': 0.5, 'grad_norm': nan}``, as
     the Hugging Face Trainer prints to the console), not JSON: console text."""
-    import re
-
     line = text.partition("\n")[0]
     return bool(re.match(r"\{\s*'", line)) or bool(
         re.search(r"[:,\[]\s*(?:nan|inf|-inf|None|True|False)\s*[,}\]]", line))
@@ -106,19 +105,15 @@ def _table_header(text: str) -> bool:
     return False
 
 
-_NUMBER = None
+#: A cell of a numeric table: a number, nan/inf, or empty.
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)|",
+                     re.IGNORECASE)
 
 
 def _numeric_rows(lines: list[str], sep: str, width: int, least: int = 2) -> bool:
     """Whether the (complete) lines are rows of ``width`` cells split by ``sep``, at least 80%
     of the cells numbers or empty, as under a table's header; text logs ("loss 0.5, acc 0.9",
     a printed dict) give cells holding words."""
-    import re
-
-    global _NUMBER
-    if _NUMBER is None:
-        _NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?(?:nan|inf)|",
-                             re.IGNORECASE)
     rows = [ln.strip() for ln in lines[:50] if ln.strip()]
     if len(rows) < least:
         return False
@@ -413,14 +408,19 @@ def walk(root: Path, unreadable: list | None = None, named: dict | None = None) 
 def _file_run_name(name: str, parent: str, root: Path) -> str:
     """:func:`name_by_path` of a log file (not an event file) named ``name`` in the folder
     ``parent`` under ``root`` ("" for root itself)."""
-    stem = name
-    for suffix in (".gz", ".csv", ".tsv", ".jsonl", ".json", ".txt", ".log", ".wandb", ".db"):
-        stem = stem.removesuffix(suffix)
+    stem = _stem(name)
     if name.endswith(".wandb"):
         stem = ""  # run-<id>.wandb: its folder (offline-run-<date>-<id>) names it
     if stem.lower() in GENERIC_NAMES or not stem:
         return parent or root.name
     return f"{parent}/{stem}" if parent else stem
+
+
+def _stem(name: str) -> str:
+    """A log file's name without its log suffixes (``run.csv.gz`` -> ``run``)."""
+    for suffix in (".gz", ".csv", ".tsv", ".jsonl", ".json", ".txt", ".log", ".wandb", ".db"):
+        name = name.removesuffix(suffix)
+    return name
 
 
 #: File names that say nothing about the run: the folder names it instead.
@@ -439,10 +439,7 @@ def names_apart(paths: list[str]) -> dict[str, str]:
         p = Path(f)
         if f == "-" or is_tracker(f) or not p.exists():
             continue
-        stem = p.name
-        for suffix in (".gz", ".csv", ".tsv", ".jsonl", ".json", ".txt", ".log", ".db"):
-            stem = stem.removesuffix(suffix)
-        own.setdefault(stem, []).append(f)
+        own.setdefault(_stem(p.name), []).append(f)
     out = {}
     for clash in (fs for fs in own.values() if len(fs) > 1):
         full = [Path(os.path.abspath(f)) for f in clash]
@@ -465,9 +462,7 @@ def name_by_path(found: Path, root: Path) -> str:
             parent = str(rel.parent) if str(rel.parent) != "." else ""
             return f"{parent}/{mlflow.run_name(found)}" if parent else mlflow.run_name(found)
         return str(rel) if str(rel) != "." else root.name
-    stem = found.name
-    for suffix in (".gz", ".csv", ".tsv", ".jsonl", ".json", ".txt", ".log", ".wandb", ".db"):
-        stem = stem.removesuffix(suffix)
+    stem = _stem(found.name)
     if found.name.endswith(".wandb"):
         stem = ""  # run-<id>.wandb: its folder (offline-run-<date>-<id>) names it
     if is_event_file(found):

@@ -656,21 +656,21 @@ def _raise_bad_cell(path: Path, sep: str, header: list[str], wanted: list[str],
         name, value = bad
         k = header.index(name)
 
-        seen_header = []
+        head = [h.strip() for h in header]
+        past_header = [False]
 
         def fits(text):
             cells = _cells(text, sep)
             if cells is None or len(cells) <= k or cells[k].strip() != value.strip():
                 return False
-            if [c.strip() for c in cells] == [h.strip() for h in header] and not seen_header:
-                seen_header.append(text)  # the header itself names the column: not a row
+            if not past_header[0] and [c.strip() for c in cells] == head:
+                past_header[0] = True  # the header itself names the column: not a row
                 return False
             return True
 
         found = _find_line(path, value.strip().encode("utf-8", errors="replace"), fits)
         if found is not None:
-            cells = [c.strip() for c in _cells(found[1], sep)]
-            if cells == [h.strip() for h in header]:
+            if [c.strip() for c in _cells(found[1], sep)] == head:
                 raise LrDoctorError(
                     f"line {found[0]} repeats the header (logs joined one after another, or "
                     "a resumed run that wrote its header again); delete that line",
