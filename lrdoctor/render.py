@@ -124,30 +124,22 @@ def advice_line(d) -> str:
 def text_report(diagnoses: list, *, color: bool = False, sweeps: list = ()) -> str:
     """Verdict first, then the evidence, then the advice; plain text when piped. Each sweep
     (``lrdoctor.sweep``) gets a block before the summary table."""
-    paint = _painter(color)
-    out = []
-    for d in diagnoses:
-        out.extend(_run_block(d, paint))
-    for sw in sweeps:
-        out.extend(sweep_block(sw))
-    if len(diagnoses) > 1:
-        out.append(summary_table(diagnoses, paint))
-        out.append(f"{len(diagnoses)} runs: " + ", ".join(
-            f"{sum(d.verdict == v for d in diagnoses)} {v}"
-            for v in VERDICTS
-            if any(d.verdict == v for d in diagnoses)))
-    return "\n".join(out).rstrip() + "\n" if out else ""
+    parts: list[str] = []
+    write_text_report(parts.append, diagnoses, color=color, sweeps=sweeps)
+    return "".join(parts)
 
 
 def write_text_report(write, runs, *, color: bool = False, sweeps: list = ()) -> None:
-    """:func:`text_report`, byte for byte, handed to ``write`` a run at a time: ``runs``
-    (a sized collection read twice, such as a :class:`lrdoctor.many.Spool`) is never held
-    as a list nor the report as one string; the summary table's widths and the counts are
-    gathered on the first pass."""
-    if len(runs) <= 1:
-        write(text_report(list(runs), color=color, sweeps=sweeps))
-        return
+    """:func:`text_report` handed to ``write`` a run at a time: ``runs`` (a sized
+    collection read twice, such as a :class:`lrdoctor.many.Spool`) is never held as a list
+    nor the report as one string; the summary table's widths and the counts are gathered
+    on the first pass."""
     paint = _painter(color)
+    if len(runs) <= 1:  # no summary table
+        out = [line for d in runs for line in _run_block(d, paint)]
+        out += [line for sw in sweeps for line in sweep_block(sw)]
+        write("\n".join(out).rstrip() + "\n" if out else "")
+        return
     w = [len(h) for h in _TABLE_HEAD]
     counts: dict = {}
     for d in runs:
@@ -257,20 +249,17 @@ def _clean(o):
 
 def json_document(diagnoses: list, errors: list[LrDoctorError], sweeps: list = ()) -> str:
     """The document of docs/json_contract.md (strict JSON: no NaN/Infinity tokens), with
-    the ``sweeps`` found among the runs."""
-    doc = {"lrdoctor": __version__,
-           "runs": [d.to_dict() for d in diagnoses],
-           "errors": [{"source": e.source, "message": e.message} for e in errors],
-           "sweeps": [s.to_dict() for s in sweeps]}
-    from lrdoctor.jsonout import dumps
-
-    return dumps(doc)  # byte for byte json.dumps(_clean(doc), indent=2, allow_nan=False)
+    the ``sweeps`` found among the runs: :func:`write_json_document`'s text as one string
+    (byte for byte ``json.dumps(doc, indent=2, allow_nan=False)`` of the cleaned document)."""
+    parts: list[str] = []
+    write_json_document(parts.append, diagnoses, errors, sweeps)
+    return "".join(parts)
 
 
 def write_json_document(write, diagnoses: list, errors: list[LrDoctorError],
                         sweeps: list = ()) -> None:
-    """:func:`json_document`, byte for byte, handed to ``write`` a run at a time: only one
-    run object is held as a dict and as text at once, whatever the number of runs."""
+    """The JSON document handed to ``write`` a run at a time: only one run object is held
+    as a dict and as text at once, whatever the number of runs."""
     from lrdoctor.jsonout import dumps
 
     def nested(obj) -> str:  # obj's indented text as it reads two levels down

@@ -257,7 +257,8 @@ def test_the_json_document_written_a_run_at_a_time_is_the_document(tmp_path):
     import io
 
     from lrdoctor.errors import LrDoctorError
-    from lrdoctor.render import json_document, write_json_document
+    from lrdoctor import __version__
+    from lrdoctor.render import _clean, json_document, write_json_document
     from lrdoctor.sweep import find_sweeps
 
     write_sweep(tmp_path, GRID)
@@ -271,6 +272,11 @@ def test_the_json_document_written_a_run_at_a_time_is_the_document(tmp_path):
         write_json_document(out.write, *args)
         assert out.getvalue() == json_document(*args)
         json.loads(out.getvalue())
+        d, e, s = args  # the text of json.dumps, indented, of the whole document
+        assert out.getvalue() == json.dumps(_clean(
+            {"lrdoctor": __version__, "runs": [r.to_dict() for r in d],
+             "errors": [{"source": x.source, "message": x.message} for x in e],
+             "sweeps": [w.to_dict() for w in s]}), indent=2, allow_nan=False)
 
 
 def _records(tmp_path):
