@@ -7,6 +7,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from lrdoctor.readers import STDIN
+
 EPILOG = """examples:
   lrdoctor analyze run.csv
   lrdoctor analyze runs/ --format json > report.json
@@ -261,10 +263,6 @@ def _err(msg: str) -> None:
     from lrdoctor.render import printable
 
     print(f"lrdoctor: {printable(msg)}", file=sys.stderr)
-
-
-#: What standard input (PATH ``-``) is called in the output.
-STDIN = "<stdin>"
 
 
 def _read_stdin(folder: str):

@@ -47,6 +47,11 @@ FORMATS = {
 }
 
 
+#: The name standard input goes by (``lrdoctor analyze -``): the command line copies it to a
+#: file of this name in a temporary folder, and the results name it so.
+STDIN = "<stdin>"
+
+
 def sniff(path: Path, sample: bytes | None = None) -> str:
     """The format name of a file: from its content first, its name second (``sample``: its
     first 64 KiB of content when already read)."""

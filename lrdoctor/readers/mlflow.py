@@ -185,7 +185,9 @@ def _read_metric_file(path: Path, *, step=None, metric=None, lr_column=None
     src = str(path)
     found = run_of_metric_file(path)
     key = found[1] if found else path.name
-    if found is None and key == "<stdin>":  # piped: the file's name was the metric's
+    from lrdoctor.readers import STDIN
+
+    if found is None and key == STDIN:  # piped: the file's name was the metric's
         if metric is None:
             raise LrDoctorError("an MLflow metric file read from standard input has no name "
                                 "to tell its metric: pass its path (mlruns/.../metrics/KEY), "
