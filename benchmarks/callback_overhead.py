@@ -8,14 +8,18 @@ this CPU, and the cost of one re-diagnosis as the run grows.
 For each way of training, runs without and with the callback alternate (``--repeats`` pairs,
 so a busy machine slows both alike) and the medians are printed: the model's step time
 without the callback, the callback's own time per step amortized (timed inside it,
-re-diagnoses and the diagnosis at the end of training included) and its share of the step,
-and the step time with it. Models: a 784-256-256-10 MLP (batch 64, Adam, PyTorch on CPU, one
-thread) in a plain loop and in Lightning; a 2-layer GPT-2 built from a config (no download;
-64 embeddings, sequences of 32, batch 8) in the Trainer; the same MLP in Keras (JAX backend,
-``verbose=0``: JAX runs a step asynchronously, and with no per-batch callback Keras lets it
-run ahead; any callback with ``on_train_batch_end``, this one or the progress bar of the
-default ``verbose=1``, has Keras wait for each batch's loss before calling it, a wait outside
-the callback's own time that the step difference with/without shows). Then, isolated:
+re-diagnoses and the diagnosis at the end of training included, less the timer's own cost)
+and its share of the step, the step time with it, and the median over the pairs of the
+step time's difference with/without, with its quartiles (on a shared 2-core machine the
+pairs spread by tens of us: read the quartiles before the median). Models: a
+784-256-256-10 MLP (batch 64, Adam, PyTorch on CPU, one thread) in a plain loop and in
+Lightning; a 2-layer GPT-2 built from a config (no download; 64 embeddings, sequences of
+32, batch 8) in the Trainer; the same MLP in Keras (JAX backend, ``verbose=0``: JAX runs a
+step asynchronously and Keras lets it run ahead while its worker threads wait for each
+batch's loss; a callback that Keras must call on the training thread makes training wait
+for each loss too, a cost outside the callback's own time that only the step difference
+shows; the Keras callback is called on the worker threads, so its own time there is
+counted as CPU time, ``time.thread_time``). Then, isolated:
 ``Monitor.update`` alone, amortized over the last 2000 steps of runs of 2k, 20k and 200k
 steps (flat: a re-diagnosis reads the run's bounded summary, not its points), and the
 milliseconds of one re-diagnosis at 1e3..1e6 points.
@@ -33,28 +37,33 @@ import numpy as np
 os.environ.setdefault("KERAS_BACKEND", "jax")
 
 
-def _timed_method(obj, names, spent):
-    """Wrap ``obj``'s methods so the time spent in them adds to ``spent[0]``."""
+def _timed_method(obj, names, spent, clock=time.perf_counter):
+    """Wrap ``obj``'s methods so the time spent in them (by ``clock``) adds to
+    ``spent[0]``, less what the clock itself adds to a measurement, measured at each call
+    in the same conditions (two readings in a row: 0.04 us for ``time.perf_counter``, about
+    0.4 us for ``time.thread_time``, a system call here, and twice that while a model
+    trains beside it)."""
     for name in names:
         inner = getattr(obj, name)
 
         def timed(*a, _inner=inner, **k):
-            t = time.perf_counter()
+            t0 = clock()
+            t1 = clock()
             try:
                 return _inner(*a, **k)
             finally:
-                spent[0] += time.perf_counter() - t
+                spent[0] += clock() - t1 - (t1 - t0)
 
         setattr(obj, name, timed)
 
 
-def _callbacks(watch: bool, make, methods) -> tuple[list, list]:
+def _callbacks(watch: bool, make, methods, clock=time.perf_counter) -> tuple[list, list]:
     """([the callback] or [], the seconds spent in its ``methods``, as a 1-list)."""
     spent = [0.0]
     if not watch:
         return [], spent
     cb = make()
-    _timed_method(cb, methods, spent)
+    _timed_method(cb, methods, spent, clock)
     return [cb], spent
 
 
@@ -67,17 +76,22 @@ def _pairs(run, repeats: int) -> dict:
         bare.append(b)
         watched.append(w)
         cost.append(c)
+    diff = [w - b for w, b in zip(watched, bare)]
     return {"bare": statistics.median(bare), "watched": statistics.median(watched),
-            "cost": statistics.median(cost), "cost_all": cost, "bare_all": bare}
+            "cost": statistics.median(cost), "cost_all": cost, "bare_all": bare,
+            "diff": statistics.median(diff), "diff_q": np.percentile(diff, [25, 75])}
 
 
-def _say(name: str, r: dict, every: int) -> None:
+def _say(name: str, r: dict, every: int | None) -> None:
     spread = ", ".join(f"{c * 1e6:.1f}" for c in r["cost_all"])
+    q1, q3 = r["diff_q"] * 1e6
+    cadence = "default (250, paced)" if every is None else every
     print(f"{name}: model step {r['bare'] * 1e6:.0f} us (with the callback "
-          f"{r['watched'] * 1e6:.0f} us); callback, every={every}: {r['cost'] * 1e6:.1f} "
+          f"{r['watched'] * 1e6:.0f} us); callback, every={cadence}: {r['cost'] * 1e6:.1f} "
           f"us/step amortized = {r['cost'] / r['bare']:.2%} of the step "
-          f"(repeats: {spread} us; step difference with/without "
-          f"{(r['watched'] - r['bare']) * 1e6:+.0f} us)", flush=True)
+          f"(repeats: {spread} us); step difference with/without, median of pairs "
+          f"{r['diff'] * 1e6:+.1f} us = {r['diff'] / r['bare']:+.2%} "
+          f"(quartiles {q1:+.1f}..{q3:+.1f} us)", flush=True)
 
 
 # ------------------------------------------------------------------------------ torch MLP
@@ -193,8 +207,11 @@ def keras_run(steps: int, every: int, watch: bool) -> tuple[float, float]:
     model.compile(optimizer=K.optimizers.Adam(1e-3),
                   loss=K.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(x[:640], y[:640], batch_size=64, epochs=1, verbose=0)  # compile outside
+    # the batch's end runs on Keras' worker threads (its asynchronous dispatch): there the
+    # wall time in a call holds waits for the interpreter lock, so CPU time is counted
     cbs, spent = _callbacks(watch, lambda: KerasCallback(every=every),
-                            ["on_train_batch_end", "on_epoch_end", "on_train_end"])
+                            ["on_train_batch_begin", "on_train_batch_end", "on_epoch_end",
+                             "on_train_end"], clock=time.thread_time)
     t0 = time.perf_counter()
     model.fit(x, y, batch_size=64, epochs=1, verbose=0, callbacks=cbs)
     return (time.perf_counter() - t0) / steps, spent[0] / steps
@@ -262,16 +279,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--every", type=int, default=None,
-                    help="re-diagnose every this many steps (default: the Monitor's)")
+                    help="re-diagnose every this many steps (default: the Monitor's own "
+                         "cadence, 250 steps or paced)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--only", default="plain,lightning,hf,keras,isolated")
     args = ap.parse_args()
-    if args.every is None:
-        import inspect
-
-        from lrdoctor import Monitor
-
-        args.every = inspect.signature(Monitor).parameters["every"].default
     only = set(args.only.split(","))
     import torch
 
@@ -306,7 +318,7 @@ def main():
         except ImportError:
             print("HF Trainer: not installed (pip install lrdoctor[hf])")
         else:
-            n = max(args.every * 3, args.steps // 4)
+            n = max((args.every or 250) * 3, args.steps // 4)
             _say(f"HF Trainer, GPT-2 2x64 from a config, batch 8 x 32 tokens ({n} steps)",
                  _pairs(lambda w: hf_run(torch, n, args.every, w), max(1, args.repeats // 2)),
                  args.every)
@@ -320,7 +332,7 @@ def main():
                  _pairs(lambda w: keras_run(args.steps, args.every, w),
                         args.repeats), args.every)
     if "isolated" in only:
-        isolated(args.every, 3)
+        isolated(args.every or 250, 3)  # unpaced: the cost of every=250 itself
 
 
 if __name__ == "__main__":

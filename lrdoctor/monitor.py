@@ -20,6 +20,7 @@ adapters on it.
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -39,6 +40,15 @@ RAMP_KEEP = 20_000
 #: waiting for the next ``every``. Ordinary minibatch noise does not take a loss to three
 #: times its start and its recent level; such points are rare, so they cost next to nothing.
 JUMP = 3.0
+#: Routine re-diagnoses of a :class:`Monitor` left at its default cadence: every EVERY
+#: points, or further apart so that they take at most PACE of the training's wall time
+#: (a quarter of the 1% a training callback may cost, the rest being the recording of each
+#: step; a re-diagnosis is about 1 ms, so with steps under 1.6 ms, 250 of them pass in
+#: less than 400 re-diagnoses), but never more than PACED_MAX * EVERY points apart (the
+#: pending points' buffer stays small, and a slow verdict is told within 4,000 steps).
+EVERY = 250
+PACE = 0.0025
+PACED_MAX = 16
 
 
 class StepsWentBack(ValueError):
@@ -312,13 +322,17 @@ class Monitor:
 
     Parameters
     ----------
-    every : int, default 250
-        Re-diagnose after this many recorded points. A non-finite loss re-diagnoses at once
-        (the first of a streak; later ones wait for the next ``every``), and so does a jump:
-        a loss above ``JUMP`` (3) times both the run's starting level and its recent level
-        (the first two such points in a row), so a blow-up is told at the step it happens
-        whatever ``every``. A re-diagnosis costs about 1 ms inside a training loop (the
-        model's step leaves the caches cold): at the default, a few us per step.
+    every : int, optional
+        Re-diagnose after this many recorded points. Left out: after ``EVERY`` (250), or
+        more when the steps are so short that re-diagnosing every 250 would take over
+        ``PACE`` (0.25%) of the training's time: a routine re-diagnosis then waits until
+        400 times its own duration has passed since the last one ended (at most
+        ``16 * EVERY`` points). A re-diagnosis costs about 1 ms inside a training loop
+        (the model's step leaves the caches cold). Either way, a non-finite loss
+        re-diagnoses at once (the first of a streak; later ones wait for the next routine
+        one), and so does a jump: a loss above ``JUMP`` (3) times both the run's starting
+        level and its recent level (the first two such points in a row), so a blow-up is
+        told at the step it happens.
     context : {'scratch', 'finetune'}, default 'scratch'
         The rules' LR range, as ``lrdoctor analyze --context``.
     detectors : dict, optional
@@ -343,23 +357,27 @@ class Monitor:
 
     Notes
     -----
-    Points wait in a small buffer (at most ``every`` of them) and go into the run's
-    :class:`Stream` in one vectorized step at each re-diagnosis: an update is a few
-    attribute operations, a re-diagnosis costs the new points plus a pass over the summary
-    (at most 4097 bins), and the memory is bounded (about 2 MiB, plus the raw points while
+    Points wait in a small buffer (at most ``every`` of them; paced, at most 4,000) and go
+    into the run's :class:`Stream` in one vectorized step at each re-diagnosis: an update
+    is a few attribute operations, a re-diagnosis costs the new points plus a pass over the
+    summary (at most 4097 bins), and the memory is bounded (about 2 MiB, plus the raw points while
     the run could be an LR range test: at most 20,000), whatever the length of the run.
     Steps must not go back (a resumed run): a step smaller than the last raises
     :class:`StepsWentBack`; a repeated step is a second write at that step (spread within
     it, as in a log).
     """
 
-    def __init__(self, every: int = 250, *, context: str = "scratch",
+    def __init__(self, every: int | None = None, *, context: str = "scratch",
                  detectors: dict | None = None, run: str = "run", lr_values=None):
-        if not isinstance(every, int) or isinstance(every, bool) or every < 1:
+        if every is not None and (not isinstance(every, int) or isinstance(every, bool)
+                                  or every < 1):
             raise ValueError(f"every must be a positive whole number of steps, not {every!r}")
         if context not in ("scratch", "finetune"):
             raise ValueError(f"context must be 'scratch' or 'finetune', not {context!r}")
-        self.every = every
+        #: paced (``every`` left out): routine re-diagnoses kept under PACE of the time
+        self.paced = every is None
+        self.every = EVERY if every is None else every
+        self._not_before = 0.0     # (paced) no routine re-diagnosis before this time
         self.context = context
         self.detectors = detectors
         self.run = run
@@ -378,7 +396,8 @@ class Monitor:
         self.last_diagnosis_: Diagnosis | None = None
 
     def __repr__(self) -> str:
-        return (f"Monitor(every={self.every!r}, context={self.context!r}, run={self.run!r}, "
+        every = "None (paced)" if self.paced else repr(self.every)
+        return (f"Monitor(every={every}, context={self.context!r}, run={self.run!r}, "
                 f"n_points={self._n})")
 
     @property
@@ -431,8 +450,17 @@ class Monitor:
             self._ceiling = JUMP * loss  # before the first diagnosis: the first loss
         jump = finite and loss > self._ceiling
         self._jumps = self._jumps + 1 if jump else 0
-        if first_bad or self._since >= self.every or 0 < self._jumps <= 2:
+        if first_bad or 0 < self._jumps <= 2:
             return self.diagnosis()
+        if self._since >= self.every:
+            if not self.paced:
+                return self.diagnosis()
+            now = time.perf_counter()
+            if now >= self._not_before or self._since >= PACED_MAX * self.every:
+                d = self.diagnosis()
+                end = time.perf_counter()
+                self._not_before = end + (end - now) / PACE
+                return d
         return None
 
     def _flush(self) -> None:

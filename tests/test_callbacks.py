@@ -223,7 +223,8 @@ def test_hf_records_the_lr_each_step_used_and_every_diagnosis_is_the_batch_one(t
 
 
 # ------------------------------------------------------------------------------- Keras
-def _keras_fit(lr, epochs, optimizer="Adam", callbacks=(), **kw):
+def _keras_fit(lr, epochs, optimizer="Adam", callbacks=(), steps_per_execution=1,
+               validation_data=None, **kw):
     keras = pytest.importorskip("keras", reason="needs lrdoctor[keras]")
     if keras.backend.backend() != "jax":
         pytest.skip(f"Keras runs on the {keras.backend.backend()!r} backend; the test "
@@ -234,17 +235,19 @@ def _keras_fit(lr, epochs, optimizer="Adam", callbacks=(), **kw):
     x, y = _regression_data()
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(32, activation="tanh"),
                               keras.layers.Dense(1)])
-    model.compile(optimizer=getattr(keras.optimizers, optimizer)(lr), loss="mse")
+    model.compile(optimizer=getattr(keras.optimizers, optimizer)(lr), loss="mse",
+                  steps_per_execution=steps_per_execution)
     cb = _spy(KerasCallback(every=50, **kw))
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         hist = model.fit(x, y, batch_size=16, epochs=epochs, verbose=0,
-                         callbacks=[cb, *callbacks])
+                         callbacks=[cb, *callbacks], validation_data=validation_data)
     return cb, hist, _lrdoctor_warnings(rec)
 
 
 def test_keras_sane_lr_stays_ok():
     cb, hist, warned = _keras_fit(3e-2, 20)
+    assert cb._mode == "async"  # Keras ran on_train_batch_end on its worker threads
     assert cb.diagnosis_.verdict == "ok" and not warned
     assert cb.watch.monitor.n_points == 20 * 16
     assert hist.history["lrdoctor_verdict_code"][-1] == 0.0
@@ -260,6 +263,7 @@ def test_keras_recovers_the_batch_loss_from_the_running_mean():
 
 def test_keras_huge_lr_stops_at_first_nonfinite_step():
     cb, hist, warned = _keras_fit(1e3, 20, optimizer="SGD", stop_on=("nonfinite",))
+    assert cb._mode == "sync"  # to stop before the next batch, it runs on the training thread
     assert cb.stopped_by_ is not None and cb.stopped_by_.kind == "nonfinite"
     assert _stopped_at_first_nonfinite(cb) < 20 * 16
     assert any("LR too high" in w and "lower 5-10x" in w for w in warned)
@@ -295,6 +299,75 @@ def test_keras_lr_set_every_batch_by_another_callback_is_the_range_test_analyze_
     assert np.array_equal(lr, lrs.astype(np.float32).astype(np.float64))
     assert _every_diagnosis_is_the_batch_one(cb, tmp_path) >= 3
     assert cb.diagnosis_.verdict == made[-1][1].verdict == "range_test"
+
+
+def test_keras_lr_changed_between_epochs_and_validation_are_read_as_used(tmp_path):
+    keras = pytest.importorskip("keras", reason="needs lrdoctor[keras]")
+    x, y = _regression_data(64)
+    per_epoch = [1e-2, 3e-3, 1e-3, 3e-4, 1e-4, 3e-5]
+    halve = keras.callbacks.LearningRateScheduler(lambda epoch, lr: per_epoch[epoch])
+    cb, hist, _ = _keras_fit(1e-1, 6, callbacks=[halve], validation_data=(x, y))
+    assert cb._mode == "async" and "val_loss" in hist.history
+    (steps, loss, lr), made = _recorded(cb)
+    assert list(steps) == list(range(96))
+    truth = np.repeat(np.float32(per_epoch).astype(np.float64), 16)
+    assert np.array_equal(lr, truth)
+    assert _every_diagnosis_is_the_batch_one(cb, tmp_path) >= 1
+
+
+def test_keras_several_batches_a_call_recover_each_calls_mean_loss():
+    keras = pytest.importorskip("keras", reason="needs lrdoctor[keras]")
+    schedule = keras.optimizers.schedules.ExponentialDecay(3e-2, decay_steps=30,
+                                                           decay_rate=0.5)
+    cb, hist, _ = _keras_fit(schedule, 3, steps_per_execution=5)
+    (steps, loss, lr), made = _recorded(cb)
+    # 16 batches an epoch in calls of 5, 5, 5 and 1: a point per call, its mean loss
+    assert list(steps) == list(range(12))
+    per_epoch = [np.average(loss[i:i + 4], weights=[5, 5, 5, 1]) for i in (0, 4, 8)]
+    assert np.allclose(per_epoch, hist.history["loss"], rtol=1e-4)
+    # a call's LR is the one its last batch was trained with
+    last = np.array([4, 9, 14, 15])
+    truth = [float(schedule(k)) for k in np.concatenate([last, last + 16, last + 32])]
+    assert np.allclose(lr, truth, rtol=1e-6)
+
+
+def test_keras_calls_finished_out_of_order_by_workers_are_recorded_in_order():
+    keras = pytest.importorskip("keras", reason="needs lrdoctor[keras]")
+    import threading
+
+    from lrdoctor.callbacks import KerasCallback
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    rng = np.random.default_rng(7)
+    loss = np.exp(-np.arange(400) / 100) + 0.05 * rng.random(400)
+    means = np.cumsum(loss) / np.arange(1, 401)
+    cb = _spy(KerasCallback(every=50))
+    cb.set_model(model)
+    cb.on_train_begin()
+    cb.on_epoch_begin(0)
+    ends = []
+    warnings.simplefilter("ignore", LrDoctorWarning)  # (pytest restores the filters)
+    for k in range(400):  # the training thread begins each call; workers end them late,
+        cb.on_train_batch_begin(k)  # up to 30 at a time, in any order
+        ends.append(k)
+        if len(ends) == 30 or k == 399:
+            order = rng.permutation(ends)
+            threads = [threading.Thread(target=cb.on_train_batch_end,
+                                        args=(int(e), {"loss": float(means[e])}))
+                       for e in order]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            ends = []
+    cb.on_epoch_end(0, {})
+    (steps, got, lr), made = _recorded(cb)
+    assert cb._mode == "async" and cb.watch.active
+    assert list(steps) == list(range(400))
+    assert np.allclose(got, loss, rtol=1e-9, atol=1e-12)
+    assert np.all(lr == np.float32(1e-3))
+    assert [n for n, _ in made] == list(range(50, 401, 50))
 
 
 # ------------------------------------------------------------------------------- faults

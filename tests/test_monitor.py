@@ -217,6 +217,61 @@ def test_a_step_that_goes_back_is_refused_in_one_line():
         mon.update(3, 1.0)
 
 
+class _Clock:
+    """A stand-in for ``time`` in lrdoctor.monitor: each step takes ``step`` seconds of
+    training, each re-diagnosis ``rediagnosis`` seconds."""
+
+    def __init__(self, step, rediagnosis):
+        self.now, self.step, self.rediagnosis = 0.0, step, rediagnosis
+
+    def perf_counter(self):
+        return self.now
+
+
+def _paced_run(monkeypatch, step, n=12_000, every=None, nan_at=None):
+    """The points at which a Monitor re-diagnosed a run of ``n`` steps on a clock where each
+    step takes ``step`` seconds and a re-diagnosis 1 ms."""
+    import lrdoctor.monitor as M
+
+    clock = _Clock(step, 1e-3)
+    monkeypatch.setattr(M, "time", clock)
+    mon = Monitor(every)
+    made, diagnosis = [], mon.diagnosis
+
+    def timed():
+        clock.now += clock.rediagnosis
+        made.append(mon.n_points)
+        return diagnosis()
+
+    mon.diagnosis = timed
+    loss = 2.0 * np.exp(-np.arange(n) / 3000) + 0.1
+    if nan_at is not None:
+        loss[nan_at] = np.nan
+    for k in range(n):
+        clock.now += step
+        mon.update(k, float(loss[k]), 1e-3)
+    return made
+
+
+def test_default_cadence_keeps_rediagnoses_under_a_quarter_percent_of_the_time(
+        monkeypatch):
+    # steps of 10 ms: 250 of them take 2.5 s, 2,500 re-diagnoses: every 250 steps
+    assert _paced_run(monkeypatch, 10e-3) == list(range(250, 12_001, 250))
+    # steps of 0.2 ms: 250 take 50 ms; a re-diagnosis waits 400 ms after the last one
+    made = _paced_run(monkeypatch, 2e-4)
+    assert np.all(np.abs(np.diff(made) - 2000) <= 1) and made[0] == 250
+    assert len(made) * 1e-3 <= 0.0025 * 12_000 * 2e-4 + 1e-3
+    # steps of 1 us: never more than 4,000 steps apart
+    assert _paced_run(monkeypatch, 1e-6) == [250, 4250, 8250]
+    # a given ``every`` is kept exactly, however short the steps
+    assert _paced_run(monkeypatch, 1e-6, every=250) == list(range(250, 12_001, 250))
+
+
+def test_paced_cadence_still_tells_a_nonfinite_loss_at_once(monkeypatch):
+    made = _paced_run(monkeypatch, 2e-4, nan_at=3_000)
+    assert 3_001 in made  # the point count when the NaN is recorded
+
+
 def test_monitor_arguments_are_checked():
     with pytest.raises(ValueError, match="every"):
         Monitor(every=0)

@@ -36,9 +36,11 @@ class Watch:
 
     Parameters
     ----------
-    every : int, default 250
+    every : int, optional
         Re-diagnose every this many steps (and at once on a non-finite loss or a jump far
-        above the run's level: :class:`lrdoctor.Monitor`).
+        above the run's level). Left out: every 250 steps, or further apart where steps are
+        so short that this would take over 0.25% of the training's time
+        (:class:`lrdoctor.Monitor`).
     stop_on : tuple of str, default ()
         Finding kinds that stop training (``("nonfinite", "explosion")``), through the
         framework's own stop mechanism. Empty: never stop.
@@ -58,7 +60,7 @@ class Watch:
         False once an internal error turned the callback off.
     """
 
-    def __init__(self, every: int = 250, *, stop_on=(), report=None,
+    def __init__(self, every: int | None = None, *, stop_on=(), report=None,
                  context: str = "scratch", detectors: dict | None = None, run: str = "run",
                  lr_values=None):
         stop_on = (stop_on,) if isinstance(stop_on, str) else tuple(stop_on)

@@ -35,7 +35,7 @@ class HFCallback(Adapter, _transformers.TrainerCallback):
         As :class:`lrdoctor.callbacks.Watch`; ``every`` counts optimizer steps.
     """
 
-    def __init__(self, every: int = 250, *, stop_on=(), report=None,
+    def __init__(self, every: int | None = None, *, stop_on=(), report=None,
                  context: str = "scratch", detectors: dict | None = None, run: str = "run"):
         self.watch = Watch(every, stop_on=stop_on, report=report, context=context,
                            detectors=detectors, run=run)

@@ -24,7 +24,7 @@ class LightningCallback(Adapter, _pl.Callback):
         As :class:`lrdoctor.callbacks.Watch`.
     """
 
-    def __init__(self, every: int = 250, *, stop_on=(), report=None,
+    def __init__(self, every: int | None = None, *, stop_on=(), report=None,
                  context: str = "scratch", detectors: dict | None = None, run: str = "run"):
         self.watch = Watch(every, stop_on=stop_on, report=report, context=context,
                            detectors=detectors, run=run)
