@@ -223,25 +223,41 @@ def test_hf_records_the_lr_each_step_used_and_every_diagnosis_is_the_batch_one(t
 
 
 # ------------------------------------------------------------------------------- Keras
-def _keras_fit(lr, epochs, optimizer="Adam", callbacks=(), steps_per_execution=1,
-               validation_data=None, **kw):
+def _keras_model(lr, optimizer="Adam", steps_per_execution=1):
     keras = pytest.importorskip("keras", reason="needs lrdoctor[keras]")
     if keras.backend.backend() != "jax":
         pytest.skip(f"Keras runs on the {keras.backend.backend()!r} backend; the test "
                     "uses JAX (KERAS_BACKEND=jax)")
-    from lrdoctor.callbacks import KerasCallback
-
     keras.utils.set_random_seed(0)
-    x, y = _regression_data()
     model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(32, activation="tanh"),
                               keras.layers.Dense(1)])
     model.compile(optimizer=getattr(keras.optimizers, optimizer)(lr), loss="mse",
                   steps_per_execution=steps_per_execution)
+    return keras, model
+
+
+def _keras_batch_losses(lr, x, y, batch_size):
+    """Each batch's own loss, in order: the same seeded model trained one batch per fit
+    (the loss of a one-batch epoch is that batch's)."""
+    _, model = _keras_model(lr)
+    return np.array([model.fit(x[k:k + batch_size], y[k:k + batch_size], epochs=1,
+                               batch_size=batch_size, shuffle=False,
+                               verbose=0).history["loss"][0]
+                     for k in range(0, len(x), batch_size)])
+
+
+def _keras_fit(lr, epochs, optimizer="Adam", callbacks=(), steps_per_execution=1,
+               validation_data=None, before=(), **kw):
+    from lrdoctor.callbacks import KerasCallback
+
+    keras, model = _keras_model(lr, optimizer, steps_per_execution)
+    x, y = _regression_data()
     cb = _spy(KerasCallback(every=50, **kw))
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         hist = model.fit(x, y, batch_size=16, epochs=epochs, verbose=0,
-                         callbacks=[cb, *callbacks], validation_data=validation_data)
+                         callbacks=[*before, cb, *callbacks],
+                         validation_data=validation_data)
     return cb, hist, _lrdoctor_warnings(rec)
 
 
@@ -368,6 +384,94 @@ def test_keras_calls_finished_out_of_order_by_workers_are_recorded_in_order():
     assert np.allclose(got, loss, rtol=1e-9, atol=1e-12)
     assert np.all(lr == np.float32(1e-3))
     assert [n for n, _ in made] == list(range(50, 401, 50))
+
+
+@pytest.mark.parametrize("on_workers", [True, False])
+@pytest.mark.filterwarnings("ignore::UserWarning")  # verdicts, Keras' notes
+def test_keras_a_smaller_last_batch_gets_its_own_loss(on_workers):
+    from lrdoctor.callbacks import KerasCallback
+
+    x, y = _regression_data(200)  # batches of 64, 64, 64 and 8 samples
+    truth = _keras_batch_losses(3e-2, x, y, 64)
+    keras, model = _keras_model(3e-2)
+    cb = _spy(KerasCallback(every=50))
+    cb.async_safe = on_workers  # False: Keras calls every callback on the training thread
+    model.fit(x, y, batch_size=64, epochs=1, shuffle=False, verbose=0, callbacks=[cb])
+    (steps, loss, lr), made = _recorded(cb)
+    assert cb._mode == ("async" if on_workers else "sync")
+    assert np.allclose(loss, truth, rtol=1e-4) and abs(truth[-1] - truth[-2]) > 0.1
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # verdicts, Keras' notes
+def test_keras_generator_of_unknown_length_in_calls_of_three_batches():
+    from lrdoctor.callbacks import KerasCallback
+
+    x, y = _regression_data(256)
+    truth = _keras_batch_losses(3e-2, x, y, 16)
+
+    def batches():  # 16 batches, Keras not told: the last call holds one
+        for k in range(16):
+            yield x[16 * k:16 * (k + 1)], y[16 * k:16 * (k + 1)]
+
+    keras, model = _keras_model(3e-2, steps_per_execution=3)
+    cb = _spy(KerasCallback(every=50))
+    model.fit(batches(), epochs=1, verbose=0, callbacks=[cb])
+    (steps, loss, lr), made = _recorded(cb)
+    calls = [truth[a:a + 3].mean() for a in range(0, 16, 3)]
+    assert cb._mode == "async" and np.allclose(loss, calls, rtol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # verdicts, Keras' notes
+def test_keras_lr_lowered_by_an_earlier_callback_after_validation_is_read_as_used():
+    keras = pytest.importorskip("keras", reason="needs lrdoctor[keras]")
+    x, y = _regression_data(64, seed=1)
+    halve = keras.callbacks.ReduceLROnPlateau("loss", factor=0.5, patience=0, min_delta=10.0)
+    cb, hist, _ = _keras_fit(1e-2, 3, before=[halve], validation_data=(x, y))
+    (steps, loss, lr), made = _recorded(cb)
+    # ReduceLROnPlateau, listed first, halves the LR at each epoch's end (from the second)
+    truth = np.float32([1e-2] * 32 + [5e-3] * 16).astype(np.float64)
+    assert cb._mode == "async" and np.array_equal(lr, truth)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # verdicts, Keras' notes
+def test_keras_mixed_precision_reads_the_inner_optimizers_lr():
+    keras = pytest.importorskip("keras", reason="needs lrdoctor[keras]")
+    schedule = keras.optimizers.schedules.ExponentialDecay(3e-2, decay_steps=7,
+                                                           decay_rate=0.7)
+    keras.mixed_precision.set_dtype_policy("mixed_float16")
+    try:
+        for lr, truth in ((3e-3, [np.float32(3e-3)] * 32),
+                          (schedule, [float(schedule(k)) for k in range(32)])):
+            cb, hist, _ = _keras_fit(lr, 2)
+            (steps, loss, got), made = _recorded(cb)
+            assert type(cb.model.optimizer).__name__ == "LossScaleOptimizer"
+            assert np.allclose(got, truth, rtol=1e-6)
+    finally:
+        keras.mixed_precision.set_dtype_policy("float32")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # verdicts, Keras' notes
+def test_keras_fit_that_raised_keeps_every_batch_trained():
+    keras = pytest.importorskip("keras", reason="needs lrdoctor[keras]")
+
+    class Interrupt(keras.callbacks.Callback):  # as Ctrl-C at the 24th batch
+        k = 0
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.k += 1
+            if self.k == 24:
+                raise KeyboardInterrupt
+
+    from lrdoctor.callbacks import KerasCallback
+
+    keras, model = _keras_model(3e-3)
+    x, y = _regression_data()
+    cb = _spy(KerasCallback(every=50))
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[cb, Interrupt()])
+    assert cb._mode == "async"
+    cb.on_train_end()  # what a fit that raised left queued is recorded
+    assert cb.watch.monitor.n_points == int(cb.model.optimizer.iterations) == 23
 
 
 # ------------------------------------------------------------------------------- faults

@@ -16,10 +16,13 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
     """Diagnose the LR while a Keras model trains (any backend).
 
     Keras 3 passes ``on_train_batch_end`` the mean loss of the epoch so far, not the
-    batch's; the batch's loss is recovered from two successive means
-    (``k * mean_k - (k - 1) * mean_(k-1)``, over the batches of a call when
-    ``steps_per_execution`` > 1), exact up to float32 rounding, and a non-finite loss shows
-    at the batch it happened. The LR is the one the batch was trained with: the
+    batch's; the batch's loss is recovered from two successive means, each weighted by the
+    samples it counts (``(n_k * mean_k - n_(k-1) * mean_(k-1)) / (n_k - n_(k-1))``; the
+    mean of a call's batches when ``steps_per_execution`` > 1), exact up to float32
+    rounding, and a non-finite loss shows at the batch it happened. The samples counted are
+    Keras' own (its loss tracker's count), read with the LR below; between two reads every
+    batch counts as many samples as the epoch's first (an epoch's last batch, often
+    smaller, is read). The LR is the one the batch was trained with: the
     optimizer's ``learning_rate``, or a ``LearningRateSchedule``'s value at the optimizer's
     step count before the batch; an LR set by another callback (an LR finder) is read as the
     optimizer used it. The step counts calls from the start of training (one per batch;
@@ -38,11 +41,12 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
     ``self.model`` in a callback copies all of it back into the model's variables (about
     60 us a batch for a small MLP). The LR of a batch changes only when something sets it,
     and setting it goes through such a copy (``Model.jax_state_sync``), which the callback
-    counts (a wrapper on that model's method). So a batch's LR is the one before it, or,
-    under a schedule, the schedule at the step count one batch on, unless a copy happened
-    around it, an epoch began, or the optimizer scales the loss (a skipped step does not
-    count): then it is read from the state the batch returned. A schedule's values are
-    computed at each re-diagnosis, for all the batches since the last one at once.
+    counts (a wrapper on that model's method). So a call's LR is the one before it (under a
+    schedule, the schedule one step on for each batch), unless a copy came around it or it
+    is an epoch's first: then it is read from the state the call returned, at the next
+    call's beginning (or the epoch's end). Under a schedule with a ``LossScaleOptimizer``,
+    whose step count stands still at a skipped step, it is read at every call. A schedule's
+    values are computed at each re-diagnosis, for all the calls since the last one at once.
 
     At each re-diagnosis it puts ``lrdoctor_verdict_code`` (-1 unknown, 0 ok, 1 too low,
     2 too high) in the batch ``logs``, and in every epoch's ``logs`` (so ``History`` and
@@ -65,72 +69,114 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         self._lr_obj = None      # the optimizer's learning rate (variable or schedule) ...
         self._slot = None        # ... and where its value (or the step count) is in the
         self._schedule = None    # device state of a JAX fit; the schedule, if one
-        self._exact = False      # under a schedule, a LossScaleOptimizer: its step count
-        #                          stands still at a skipped step, so it is always read
+        self._exact = False      # the LR is read at every call (see _locate)
         self._thread = None      # the training thread
         self._mode = None        # "sync" or "async", as Keras calls on_train_batch_end
         self._syncs = None       # [the model's state copies so far] (JAX) ...
-        self._seen = 0           # ... at the latest call's beginning
+        self._seen = 0           # ... when the latest call began
+        self._spe = 1            # batches a call (steps_per_execution) ...
+        self._steps = None       # ... and an epoch (where Keras knows it)
+        self._counter = None     # Keras' loss tracker's count: the variable and its
+        self._count_slot = None  # place in the state of a JAX fit
+        self._lr_now = None      # the LR of the latest call recorded
+        self._in_epoch = False
+        self._fit_start = (0, None)  # the step and optimizer steps when the fit began
         self._epoch_reset()
 
     def _epoch_reset(self) -> None:
-        # One epoch's calls, on the way to the Monitor (Keras waits for every worker
-        # before on_epoch_end): the training thread appends each call's first batch and,
-        # a call later, its LR; workers append each call's end, in any order; whoever
-        # holds _drain takes them and records the calls whose mean and LR are both known.
-        self._begins: list = []
-        self._lrs: list = []
-        self._ended = deque()   # (last batch, logs) of the calls ended, not taken yet
-        self._means: dict = {}  # last batch -> running mean, of the calls taken
-        self._last_end = -1     # the latest batch taken
-        self._done = 0          # calls recorded
-        self._prev = (-1, 0.0)  # the last recorded call's last batch and mean
-        self._changed = True    # a state copy since the call before (or none yet)
-        self._taken = 0.0       # when calls were last taken
+        # One epoch's calls on the way to the Monitor, when Keras runs on_train_batch_end
+        # on its workers (it waits for them all before on_epoch_end): the training thread
+        # counts the calls begun, and reads a call's LR (and samples counted) at the next
+        # one's beginning where a state copy may have changed it; workers put each call's
+        # end, in any order; whoever holds _drain takes them and records, in order, the
+        # calls whose end is taken and whose LR is known.
+        self._begun = 0          # calls begun
+        self._limit = None       # at the epoch's end: the calls it held
+        self._pending = True     # the latest call's LR is to be read (an epoch's first)
+        self._lr_at: dict = {}   # call -> its LR, read from the state ...
+        self._count_at: dict = {}  # ... and the samples counted up to its end
+        self._last_read = None   # (LR, samples) of the epoch's last call, read at its end
+        self._ended = deque()    # (last batch, logs) of the calls ended, not taken yet
+        self._means: dict = {}   # call -> (its last batch, the running mean there)
+        self._done = 0           # calls recorded
+        self._per_batch = None   # samples a batch, from the epoch's first call
+        self._prev = (-1, 0.0, 0.0)  # the last recorded call's last batch, mean, samples
+        self._taken = 0.0        # when calls were last taken
         self._drain = threading.Lock()
 
+    # ---------------------------------------------------------------- training thread
     def on_train_begin(self, logs=None):
         self._thread = threading.get_ident()
-        self._mode = None            # "sync" or "async", at the first batch's end
-        if _keras.backend.backend() == "jax":
-            self._syncs = _count_syncs(self._model)
-        self._seen = self._syncs[0] if self._syncs else 0
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._epoch_reset()
-
-    # ---------------------------------------------------------------- training thread
-    def on_train_batch_begin(self, batch, logs=None):
-        if self._mode == "sync" or not self.watch.active:
-            return
         try:
-            syncs, begins, lrs = self._syncs, self._begins, self._lrs
-            changed = syncs is None or syncs[0] != self._seen
-            if begins:
-                # the previous call's LR, now that its step is dispatched: read from the
-                # state it returned after a state copy around it, for an epoch's first call
-                # and where a step count can stand still; else the LR of the call before
-                # it carried on (under a schedule, the count one more for each batch)
-                if changed or self._changed or self._exact or not lrs:
-                    lrs.append(self._lr())
-                else:
-                    last = lrs[-1]
-                    lrs.append(last if type(last) is not _Count else
-                               _Count(last.count + batch - begins[-1], last.schedule))
-            if syncs is not None:  # (a copy made by the read itself changes nothing)
-                self._seen = syncs[0]
-            self._changed = changed
-            begins.append(batch)
+            self._leftovers()
+            self._mode = None    # "sync" or "async", at the first batch's end
+            self._fit_start = (self._step, self._iterations())
+            model = self._model
+            self._spe = max(1, int(getattr(model, "steps_per_execution", 1) or 1))
+            self._steps = (self.params or {}).get("steps")
+            self._counter = getattr(getattr(model, "_loss_tracker", None), "count", None)
+            self._count_slot = None
+            if _keras.backend.backend() == "jax":
+                self._syncs = _count_syncs(model)
+                self._seen = self._syncs[0]
+                if self._counter is not None:
+                    self._count_slot = next((i for i, v in enumerate(model.metrics_variables)
+                                             if v is self._counter), None)
         except Exception as e:  # noqa: BLE001 - never raise into the training loop
             self.watch.fail(e)
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_reset()
+        self._in_epoch = True
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self._mode == "sync" or not self.watch.active:
+            return
+        k = self._begun
+        syncs = self._syncs
+        if self._pending or syncs is None or syncs[0] != self._seen:
+            try:
+                self._resolve(k)
+            except Exception as e:  # noqa: BLE001 - never raise into the training loop
+                self.watch.fail(e)
+        self._begun = k + 1
+
+    def _resolve(self, k: int) -> None:
+        """At call ``k``'s beginning: read call ``k - 1``'s LR (and samples counted) from the
+        state it returned if a state copy came around it (or it is the epoch's first call,
+        or a schedule's step count can stand still); ask for call ``k``'s to be read at the
+        next one if a copy came since call ``k - 1`` began."""
+        syncs = self._syncs
+        changed = syncs is None or syncs[0] != self._seen
+        if k and (self._pending or changed or self._exact):
+            self._lr_at[k - 1] = self._lr()
+            self._count_at[k - 1] = self._count()
+        self._pending = changed or self._exact or k == 0
+        if syncs is not None:  # (a copy made by the read itself changes nothing)
+            self._seen = syncs[0]
+
+    def on_test_begin(self, logs=None):
+        # validation within fit: the training state is still there (evaluate drops it, and
+        # the callbacks' on_epoch_end may set a new LR): read the epoch's last call now
+        if self._in_epoch and self._last_read is None and self._mode != "sync" \
+                and self.watch.active:
+            try:
+                self._last_read = (self._lr(), self._count())
+            except Exception as e:  # noqa: BLE001
+                self.watch.fail(e)
+
     def on_epoch_end(self, epoch, logs=None):
+        self._in_epoch = False
         w = self.watch
         if w.active and self._mode != "sync":
             try:
-                if len(self._lrs) < len(self._begins):
-                    self._lrs.append(self._lr())  # the epoch's last call (state synced)
+                last_read = self._last_read or (self._lr(), self._count())
                 with self._drain:
+                    self._move_ended()
+                    if self._means:  # the last call that ended (the state's latest step)
+                        last = max(self._means)
+                        self._lr_at[last], self._count_at[last] = last_read
+                    self._limit = max(self._means) + 1 if self._means else self._done
                     self._take(logs)
             except Exception as e:  # noqa: BLE001
                 w.fail(e)
@@ -138,7 +184,41 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
             logs["lrdoctor_verdict_code"] = w.verdict_code
 
     def on_train_end(self, logs=None):
+        try:
+            self._leftovers()
+        except Exception as e:  # noqa: BLE001
+            self.watch.fail(e)
         self.watch.finish()
+
+    def _leftovers(self) -> None:
+        """Record the calls a fit that raised (Ctrl-C) left queued, with the LR of the call
+        before them: Keras then calls neither on_epoch_end nor on_train_end. The next fit
+        does it as it begins; call ``on_train_end()`` to have it done (and the final
+        diagnosis made) at once. Workers still on their way (Keras does not wait for them
+        then) are waited for, up to a second, as many as the optimizer's steps say."""
+        if self._mode != "async" or not self.watch.active:
+            return
+        trained = self._iterations()
+        if trained is not None and self._fit_start[1] is not None:
+            calls = -(-(trained - self._fit_start[1]) // self._spe)
+            wait_until = time.perf_counter() + 1.0
+            while self._step - self._fit_start[0] + len(self._means) + len(self._ended) \
+                    < calls and time.perf_counter() < wait_until:
+                time.sleep(0.001)
+        with self._drain:
+            self._move_ended()
+            if self._means:
+                self._limit = max(self._means) + 1
+                self._take(None)
+
+    def _iterations(self):
+        """The optimizer's steps so far (its variable: read when the state is copied back,
+        before a fit and after), or None where it cannot be read."""
+        outer = getattr(self._model, "optimizer", None)
+        count = getattr(getattr(outer, "inner_optimizer", outer), "_iterations", None)
+        if count is None or getattr(count, "_value", 0) is None:
+            return None
+        return int(_keras.ops.convert_to_numpy(count.value))
 
     # -------------------------------------------------------- either thread
     def on_train_batch_end(self, batch, logs=None):
@@ -152,6 +232,7 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
             if (len(ended) >= _BULK or time.perf_counter() - self._taken > _WAIT) \
                     and self._drain.acquire(blocking=False):
                 try:
+                    self._move_ended()
                     self._take(logs)
                 except Exception as e:  # noqa: BLE001 - never raise into the training loop
                     self.watch.fail(e)
@@ -164,73 +245,88 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         try:
             if self._mode is None:  # Keras calls it on the training thread
                 self._mode = "sync"
-            self._record(self._last_batch(batch), float(logs["loss"]), self._lr(), logs)
+            lr, count = self._lr(), self._count()
+            self._record(self._last_batch(batch), float(logs["loss"]), lr, count, logs)
         except Exception as e:  # noqa: BLE001 - never raise into the training loop
             w.fail(e)
 
     def _last_batch(self, batch: int) -> int:
         """Keras names a call's last batch as its first + steps_per_execution - 1, also for
         the epoch's last call, which may hold fewer: the epoch's length (where Keras knows
-        it) tells."""
-        steps = (self.params or {}).get("steps")
+        it) tells. (The loss does not depend on it: the samples counted say how many.)"""
+        steps = self._steps
         return steps - 1 if steps and batch >= steps else batch
 
-    def _take(self, logs) -> None:
-        """Take the calls ended so far, and record, in order, those whose mean and LR are
-        both known (holding ``_drain``)."""
-        self._taken = time.perf_counter()
+    def _move_ended(self) -> None:
+        """Take the calls ended so far into ``_means`` (holding ``_drain``)."""
         ended, means = self._ended, self._means
-        if not self.watch.active:
-            ended.clear()
-            return
         if ended:
             self._mode = "async"
-        steps = (self.params or {}).get("steps") or 0
-        last = self._last_end
+        spe = self._spe
         while ended:
             batch, got = ended.popleft()
-            if not got or "loss" not in got:
-                continue
-            if steps and batch >= steps:  # as _last_batch
-                batch = steps - 1
-            means[batch] = float(got["loss"])
-            if batch > last:
-                last = batch
-        self._last_end = last
-        # record the calls ready, in order: their end (the next call's first batch, less
-        # one; for the latest call, the latest batch taken: a later call ends only after it
-        # began) taken, their LR known; their losses as _record computes each
-        begins, lrs = self._begins, self._lrs
-        n_begun, n_lr = len(begins), len(lrs)
+            if got and "loss" in got:
+                batch = self._last_batch(batch)
+                means[batch // spe] = (batch, float(got["loss"]))
+
+    def _take(self, logs) -> None:
+        """Record, in order, the calls taken whose LR is known (holding ``_drain``): once
+        the next call began (the read for it, if any, is done then), or, at the epoch's
+        end, all; a call not read has the LR of the call before (under a schedule, the step
+        count one more for each batch)."""
+        self._taken = time.perf_counter()
+        if not self.watch.active:
+            self._ended.clear()
+            return
+        means, lr_at, count_at = self._means, self._lr_at, self._count_at
+        limit = self._begun - 1 if self._limit is None else self._limit
+        lr_now = self._lr_now
         w = self.watch
         update, before, stop = w.monitor.update, w.diagnosis_, False
         j, step = self._done, self._step
-        prev_end, prev_mean = self._prev
-        while j < n_lr:
-            end = begins[j + 1] - 1 if j + 1 < n_begun else last
-            mean = means.pop(end, None)
-            if mean is None:
+        prev_end, prev_mean, prev_n = self._prev
+        while j < limit:
+            got = means.pop(j, None)
+            if got is None:
                 break
-            loss = ((end + 1) * mean - (prev_end + 1) * prev_mean) / (end - prev_end)
-            prev_end, prev_mean = end, mean
-            d = update(step, loss, lrs[j])
+            end, mean = got
+            lr = lr_at.pop(j, None)
+            if lr is None:
+                lr = lr_now if type(lr_now) is not _Count else \
+                    _Count(lr_now.count + end - prev_end, lr_now.schedule)
+            n = self._samples(end, count_at.pop(j, None))
+            loss = (n * mean - prev_n * prev_mean) / (n - prev_n) if n > prev_n else mean
+            prev_end, prev_mean, prev_n, lr_now = end, mean, n, lr
+            d = update(step, loss, lr)
             step += 1
             j += 1
             if d is not None and w.judge(d):
                 stop = True
-        self._done, self._step, self._prev = j, step, (prev_end, prev_mean)
+        self._done, self._step, self._lr_now = j, step, lr_now
+        self._prev = (prev_end, prev_mean, prev_n)
         if w.diagnosis_ is not before and logs is not None:
             logs["lrdoctor_verdict_code"] = w.verdict_code
         if stop:
             self._model.stop_training = True
 
-    def _record(self, end: int, mean: float, lr, logs) -> None:
+    def _samples(self, end: int, counted) -> float:
+        """The samples Keras' running mean counts up to batch ``end`` of the epoch: as read
+        (``counted``), else as many a batch as the epoch's first call held, else one a
+        batch (where Keras' count cannot be read)."""
+        if counted is not None:
+            if self._per_batch is None:
+                self._per_batch = counted / (end + 1)
+            return counted
+        return (end + 1) * (self._per_batch or 1.0)
+
+    def _record(self, end: int, mean: float, lr, counted, logs) -> None:
         """Record the call that ended at batch ``end`` of the epoch, with the running mean
-        ``mean`` of the epoch's losses up to there."""
+        ``mean`` of the epoch's losses up to there (on the training thread)."""
         w = self.watch
-        prev_end, prev_mean = self._prev
-        self._prev = (end, mean)
-        loss = ((end + 1) * mean - (prev_end + 1) * prev_mean) / (end - prev_end)
+        prev_end, prev_mean, prev_n = self._prev
+        n = self._samples(end, counted)
+        self._prev = (end, mean, n)
+        loss = (n * mean - prev_n * prev_mean) / (n - prev_n) if n > prev_n else mean
         before = w.diagnosis_
         stop = w.record(self._step, loss, lr)
         self._step += 1
@@ -244,13 +340,14 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         """The LR of the latest step: a float, or the optimizer's step count under a
         schedule, whose value :func:`_lr_values` computes at the next re-diagnosis. (Keras
         internals it reads, where they are: the optimizer's ``_learning_rate`` and
-        ``_iterations``, the model's ``_jax_state``; where they are not, the public way,
-        as slow as before.)"""
+        ``_iterations`` (the inner optimizer's, under a ``LossScaleOptimizer``), the model's
+        ``_jax_state``; where they are not, the public way, as slow as before.)"""
         model = self._model  # not self.model: on JAX that copies the state back
-        opt = model.optimizer
+        outer = model.optimizer
+        opt = getattr(outer, "inner_optimizer", outer)
         lr = getattr(opt, "_learning_rate", None)
         if lr is not self._lr_obj or lr is None:
-            self._locate(opt, lr)
+            self._locate(outer, opt, lr)
         state = getattr(model, "_jax_state", None)
         if self._slot is not None and state:
             # the step's output (its input buffers are donated to the next step: read now)
@@ -258,20 +355,35 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
             return value if self._schedule is None else _Count(value, self._schedule)
         # elsewhere: the variables themselves, read now (on JAX, copied back first when
         # the state is on the device: self.model does)
-        opt = (self.model if state else model).optimizer
-        if self._schedule is not None:
-            return float(self._schedule(opt.iterations - 1))
+        outer = (self.model if state else model).optimizer
+        opt = getattr(outer, "inner_optimizer", outer)
+        if self._schedule is not None:  # the count the step used (not .iterations, which
+            count = getattr(opt, "_iterations", None)  # gradient accumulation divides)
+            return float(self._schedule((opt.iterations if count is None else count) - 1))
         return float(opt.learning_rate)
 
-    def _locate(self, opt, lr) -> None:
+    def _count(self):
+        """The samples Keras' loss tracker has counted in the epoch up to the latest step,
+        or None where it cannot be read."""
+        state = getattr(self._model, "_jax_state", None)
+        if self._count_slot is not None and state:
+            return float(np.asarray(state["metrics_variables"][self._count_slot]))
+        if self._counter is None or _keras.backend.backend() == "jax":
+            return None  # (on JAX the variable holds no value during an epoch)
+        return float(_keras.ops.convert_to_numpy(self._counter.value))
+
+    def _locate(self, outer, opt, lr) -> None:
         self._lr_obj = lr
         schedule = isinstance(lr, _keras.optimizers.schedules.LearningRateSchedule)
         self._schedule = lr if schedule else None
-        self._exact = schedule and isinstance(opt, _keras.optimizers.LossScaleOptimizer)
         target = getattr(opt, "_iterations", None) if schedule else lr
         self._slot = None
         if _keras.backend.backend() == "jax" and target is not None:
-            self._slot = next((i for i, v in enumerate(opt.variables) if v is target), None)
+            self._slot = next((i for i, v in enumerate(outer.variables) if v is target),
+                              None)
+        # read at every call where a schedule's step count cannot be carried on: it stands
+        # still at a step a LossScaleOptimizer skips, and is not found in the state
+        self._exact = schedule and (self._slot is None or opt is not outer)
 
 
 def _count_syncs(model) -> list:
