@@ -130,11 +130,11 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         self._in_epoch = True
 
     def on_train_batch_begin(self, batch, logs=None):
-        if self._mode == "sync" or not self.watch.active:
-            return
+        # (most calls are only counted; the rest only where a read may be due)
         k = self._begun
-        syncs = self._syncs
-        if self._pending or syncs is None or syncs[0] != self._seen:
+        if self._pending or self._syncs is None or self._syncs[0] != self._seen:
+            if self._mode == "sync" or not self.watch.active:
+                return
             try:
                 self._resolve(k)
             except Exception as e:  # noqa: BLE001 - never raise into the training loop
@@ -229,7 +229,8 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
             # go on
             ended = self._ended
             ended.append((batch, logs))
-            if (len(ended) >= _BULK or time.perf_counter() - self._taken > _WAIT) \
+            n = len(ended)
+            if (n >= _BULK or n % 8 == 1 and time.perf_counter() - self._taken > _WAIT) \
                     and self._drain.acquire(blocking=False):
                 try:
                     self._move_ended()
@@ -415,9 +416,10 @@ class _Count:
         self.count, self.schedule = count, schedule
 
 
-#: A worker takes the calls ended when this many wait, or when _WAIT seconds have passed
-#: since the last take: the recording of a batch is late by at most about that (Keras'
-#: dispatch itself lets training run about 32 batches ahead of the workers).
+#: A worker takes the calls ended when this many wait, or (looking at the clock at every
+#: 8th) when _WAIT seconds have passed since the last take: the recording of a batch is
+#: late by at most about that (Keras' dispatch itself lets training run about 32 batches
+#: ahead of the workers).
 _BULK = 64
 _WAIT = 0.2
 
