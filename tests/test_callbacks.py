@@ -474,6 +474,67 @@ def test_keras_fit_that_raised_keeps_every_batch_trained():
     assert cb.watch.monitor.n_points == int(cb.model.optimizer.iterations) == 23
 
 
+def _reset_metrics_every_10th(keras):
+    class Reset(keras.callbacks.Callback):  # a sync and a new running mean every 10 calls
+        k = 0
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.k += 1
+            if self.k % 10 == 0:
+                self.model.reset_metrics()
+    return [Reset()], {}
+
+
+def _evaluate_in_an_earlier_callbacks_epoch_end(keras):
+    x, y = _regression_data(40, seed=3)
+
+    class Evaluate(keras.callbacks.Callback):  # drops the state before lrdoctor's turn
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.evaluate(x, y, verbose=0)
+    return [], {"before": [Evaluate()]}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # verdicts
+@pytest.mark.parametrize("scenario", [_reset_metrics_every_10th,
+                                      _evaluate_in_an_earlier_callbacks_epoch_end])
+def test_keras_on_workers_records_what_on_the_training_thread_does(scenario):
+    from lrdoctor.callbacks import KerasCallback
+
+    got = {}
+    for on_workers in (True, False):
+        keras, model = _keras_model(3e-2)
+        after, kw = scenario(keras)
+        cb = _spy(KerasCallback(every=50))
+        cb.async_safe = on_workers
+        x, y = _regression_data(200)  # batches of 16, the last of 8
+        model.fit(x, y, batch_size=16, epochs=3, shuffle=False, verbose=0,
+                  callbacks=[*kw.get("before", []), cb, *after])
+        assert cb._mode == ("async" if on_workers else "sync")
+        got[on_workers] = _recorded(cb)[0]
+    for a, b in zip(got[True], got[False]):
+        assert len(a) == 39 and np.allclose(a, b, rtol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # verdicts, Keras' notes
+def test_keras_generator_of_unknown_length_when_each_worker_records_its_own_call(
+        monkeypatch):
+    import lrdoctor.callbacks.keras as K
+
+    monkeypatch.setattr(K, "_BULK", 1)  # as with slow steps: each call taken at once
+    x, y = _regression_data(200)
+    truth = _keras_batch_losses(3e-2, x, y, 16)
+
+    def batches():  # 13 batches, the last of 8, Keras not told
+        for k in range(0, 200, 16):
+            yield x[k:k + 16], y[k:k + 16]
+
+    keras, model = _keras_model(3e-2)
+    cb = _spy(K.KerasCallback(every=50))
+    model.fit(batches(), epochs=1, verbose=0, callbacks=[cb])
+    (steps, loss, lr), made = _recorded(cb)
+    assert cb._mode == "async" and np.allclose(loss, truth, rtol=1e-4)
+
+
 # ------------------------------------------------------------------------------- faults
 def test_missing_framework_names_the_extra(monkeypatch):
     import builtins

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
+import weakref
 from collections import deque
 
 import numpy as np
 
-from lrdoctor.callbacks._base import Adapter, Watch, need
+from lrdoctor.callbacks._base import Adapter, LrDoctorWarning, Watch, need
 
 _keras = need("keras", "keras")
 
@@ -80,6 +82,8 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         self._count_slot = None  # place in the state of a JAX fit
         self._lr_now = None      # the LR of the latest call recorded
         self._in_epoch = False
+        self._in_sync = False
+        self._count_each = False  # batches of varying size: the count is read at every call
         self._fit_start = (0, None)  # the step and optimizer steps when the fit began
         self._epoch_reset()
 
@@ -96,6 +100,8 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         self._lr_at: dict = {}   # call -> its LR, read from the state ...
         self._count_at: dict = {}  # ... and the samples counted up to its end
         self._last_read = None   # (LR, samples) of the epoch's last call, read at its end
+        self._sync_read = None   # ... and at the latest state copy (an evaluate() in another
+        #                          callback's on_epoch_end drops the state before ours)
         self._ended = deque()    # (last batch, logs) of the calls ended, not taken yet
         self._means: dict = {}   # call -> (its last batch, the running mean there)
         self._done = 0           # calls recorded
@@ -117,7 +123,7 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
             self._counter = getattr(getattr(model, "_loss_tracker", None), "count", None)
             self._count_slot = None
             if _keras.backend.backend() == "jax":
-                self._syncs = _count_syncs(model)
+                self._syncs = _count_syncs(model, self._on_sync)
                 self._seen = self._syncs[0]
                 if self._counter is not None:
                     self._count_slot = next((i for i, v in enumerate(model.metrics_variables)
@@ -148,12 +154,29 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         next one if a copy came since call ``k - 1`` began."""
         syncs = self._syncs
         changed = syncs is None or syncs[0] != self._seen
-        if k and (self._pending or changed or self._exact):
+        exact = self._exact or self._count_each
+        if k and (self._pending or changed or exact):
             self._lr_at[k - 1] = self._lr()
             self._count_at[k - 1] = self._count()
-        self._pending = changed or self._exact or k == 0
+        self._pending = changed or exact or k == 0
         if syncs is not None:  # (a copy made by the read itself changes nothing)
             self._seen = syncs[0]
+
+    def _on_sync(self) -> None:
+        """Before the model's state is copied back (its wrapper calls this): keep the LR
+        and samples counted of its latest step, for the epoch's end."""
+        if not self._in_epoch or self._in_sync or self._mode == "sync" or \
+                not self.watch.active:
+            return
+        state = getattr(self._model, "_jax_state", None)
+        if state and "optimizer_variables" in state:
+            self._in_sync = True
+            try:
+                self._sync_read = (self._lr(), self._count())
+            except Exception as e:  # noqa: BLE001 - never raise into the training loop
+                self.watch.fail(e)
+            finally:
+                self._in_sync = False
 
     def on_test_begin(self, logs=None):
         # validation within fit: the training state is still there (evaluate drops it, and
@@ -170,7 +193,10 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         w = self.watch
         if w.active and self._mode != "sync":
             try:
-                last_read = self._last_read or (self._lr(), self._count())
+                state = getattr(self._model, "_jax_state", None)
+                last_read = self._last_read or (
+                    (self._lr(), self._count()) if state and "optimizer_variables" in state
+                    or self._sync_read is None else self._sync_read)
                 with self._drain:
                     self._move_ended()
                     if self._means:  # the last call that ended (the state's latest step)
@@ -280,7 +306,10 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
             self._ended.clear()
             return
         means, lr_at, count_at = self._means, self._lr_at, self._count_at
-        limit = self._begun - 1 if self._limit is None else self._limit
+        # (an epoch of unknown length: Keras begins one more call before it finds the data
+        # ended, so the latest two wait for the epoch's end)
+        limit = self._begun - (1 if self._steps else 2) if self._limit is None else \
+            self._limit
         lr_now = self._lr_now
         w = self.watch
         update, before, stop = w.monitor.update, w.diagnosis_, False
@@ -295,7 +324,7 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
             if lr is None:
                 lr = lr_now if type(lr_now) is not _Count else \
                     _Count(lr_now.count + end - prev_end, lr_now.schedule)
-            n = self._samples(end, count_at.pop(j, None))
+            n = self._samples(end, count_at.pop(j, None), prev_end, prev_n)
             loss = (n * mean - prev_n * prev_mean) / (n - prev_n) if n > prev_n else mean
             prev_end, prev_mean, prev_n, lr_now = end, mean, n, lr
             d = update(step, loss, lr)
@@ -310,22 +339,32 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         if stop:
             self._model.stop_training = True
 
-    def _samples(self, end: int, counted) -> float:
+    def _samples(self, end: int, counted, prev_end: int, prev_n: float) -> float:
         """The samples Keras' running mean counts up to batch ``end`` of the epoch: as read
-        (``counted``), else as many a batch as the epoch's first call held, else one a
-        batch (where Keras' count cannot be read)."""
-        if counted is not None:
-            if self._per_batch is None:
-                self._per_batch = counted / (end + 1)
-            return counted
-        return (end + 1) * (self._per_batch or 1.0)
+        (``counted``), else those up to the call before (``prev_n``, up to ``prev_end``) and
+        as many a batch as the epoch's first call held, else one a batch (where Keras' count
+        cannot be read). A read above that estimate means batches of varying size: from
+        then on the count is read at every call (training waits for each), with a warning."""
+        per_batch = self._per_batch
+        if counted is None:
+            return prev_n + (end - prev_end) * (per_batch or 1.0)
+        if per_batch is None:
+            self._per_batch = counted / (end + 1)
+        elif counted > prev_n + (end - prev_end) * per_batch + 0.5 and not self._count_each:
+            self._count_each = True
+            warnings.warn("lrdoctor: the batches hold different numbers of samples; the "
+                          "losses of those before were recovered as if each held as many as "
+                          "the epoch's first: from now on Keras' count of samples is read "
+                          "at every batch (training waits for each batch's loss)",
+                          LrDoctorWarning, stacklevel=2)
+        return counted
 
     def _record(self, end: int, mean: float, lr, counted, logs) -> None:
         """Record the call that ended at batch ``end`` of the epoch, with the running mean
         ``mean`` of the epoch's losses up to there (on the training thread)."""
         w = self.watch
         prev_end, prev_mean, prev_n = self._prev
-        n = self._samples(end, counted)
+        n = self._samples(end, counted, prev_end, prev_n)
         self._prev = (end, mean, n)
         loss = (n * mean - prev_n * prev_mean) / (n - prev_n) if n > prev_n else mean
         before = w.diagnosis_
@@ -360,7 +399,8 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         opt = getattr(outer, "inner_optimizer", outer)
         if self._schedule is not None:  # the count the step used (not .iterations, which
             count = getattr(opt, "_iterations", None)  # gradient accumulation divides)
-            return float(self._schedule((opt.iterations if count is None else count) - 1))
+            return float(self._schedule(max((opt.iterations if count is None else count) - 1,
+                                            0)))
         return float(opt.learning_rate)
 
     def _count(self):
@@ -387,22 +427,33 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         self._exact = schedule and (self._slot is None or opt is not outer)
 
 
-def _count_syncs(model) -> list:
+def _count_syncs(model, listener) -> list:
     """``[n]``: how many times the model's device state has been copied back into its
     variables (``Model.jax_state_sync``: by any callback's ``self.model``, and at each
-    epoch's end), counted by a wrapper set once on that model."""
+    epoch's end), counted by a wrapper set once on that model, which also calls
+    ``listener`` (held weakly, as long as its callback lives) before each copy."""
     counter = getattr(model, "_lrdoctor_syncs", None)
     if counter is None:
-        counter = [0]
+        counter, listeners = [0], []
         sync = model.jax_state_sync
 
         def jax_state_sync(*a, **k):
             counter[0] += 1
+            for ref in list(listeners):
+                call = ref()
+                if call is None:
+                    listeners.remove(ref)
+                else:
+                    call()
             return sync(*a, **k)
 
-        # past Keras' attribute tracking: a plain function and a list of one int
+        # past Keras' attribute tracking: a plain function, a list of one int, a list
         object.__setattr__(model, "jax_state_sync", jax_state_sync)
         object.__setattr__(model, "_lrdoctor_syncs", counter)
+        object.__setattr__(model, "_lrdoctor_listeners", listeners)
+    listeners = model._lrdoctor_listeners
+    if not any(ref() == listener for ref in listeners):
+        listeners.append(weakref.WeakMethod(listener))
     return counter
 
 
@@ -441,7 +492,9 @@ def _lr_values(pending: list) -> np.ndarray:
         else:
             out[i] = v
     for schedule, where, at in counts.values():
-        out[where] = _scheduled(schedule, np.asarray(at, dtype=np.int64) - 1)
+        # (a step a LossScaleOptimizer skipped first leaves the count at 0: the schedule's
+        # first value, not one before it)
+        out[where] = _scheduled(schedule, np.maximum(np.asarray(at, dtype=np.int64) - 1, 0))
     return out
 
 
