@@ -37,7 +37,12 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
     recording and re-diagnoses run beside it. The batches are then recorded in order as
     their losses and LRs are both known, and at every epoch's end all of them are. A stop
     must come at the batch a fault shows, before the next one runs, so with ``stop_on``
-    (or on another backend) everything runs on the training thread.
+    (or on another backend) everything runs on the training thread, where Keras' count of
+    samples is read at every batch. On the workers, batches of different sizes within an
+    epoch (a bucketing ``PyDataset``) count as many samples as the epoch's first until a
+    read shows otherwise; from then on the count is read at every batch, with a warning.
+    After a fit that raised (Ctrl-C), ``on_train_end()`` records the batches still queued
+    and makes the final diagnosis (the next fit does it as it begins).
 
     The LR on JAX: the model's state stays on the device during an epoch, and
     ``self.model`` in a callback copies all of it back into the model's variables (about
