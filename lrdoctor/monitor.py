@@ -360,8 +360,9 @@ class Monitor:
     Points wait in a small buffer (at most ``every`` of them; paced, at most 4,000) and go
     into the run's :class:`Stream` in one vectorized step at each re-diagnosis: an update
     is a few attribute operations, a re-diagnosis costs the new points plus a pass over the
-    summary (at most 4097 bins), and the memory is bounded (about 2 MiB, plus the raw points while
-    the run could be an LR range test: at most 20,000), whatever the length of the run.
+    summary (at most 4097 bins), and the memory is bounded (about 2 MiB, plus the raw
+    points while the run could be an LR range test: at most 20,000), whatever the length
+    of the run.
     Steps must not go back (a resumed run): a step smaller than the last raises
     :class:`StepsWentBack`; a repeated step is a second write at that step (spread within
     it, as in a log).

@@ -77,8 +77,7 @@ class HFCallback(Adapter, _transformers.TrainerCallback):
                 loss = math.fsum(x if type(x) is float else x.item()
                                  for x in losses) / len(losses)
             lr = optimizer.param_groups[0]["lr"] if optimizer is not None else None
-            d = w.monitor.update(state.global_step + 1, loss, lr)  # (w.record, inlined)
-            if d is not None and w.judge(d):
+            if w.record(state.global_step + 1, loss, lr):
                 control.should_training_stop = True
         except Exception as e:  # noqa: BLE001 - never raise into the training loop
             w.fail(e)

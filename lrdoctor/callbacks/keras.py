@@ -90,6 +90,7 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         self._in_sync = False
         self._count_each = False  # batches of varying size: the count is read at every call
         self._fit_start = (0, None)  # the step and optimizer steps when the fit began
+        self._drain = threading.Lock()  # held by whoever records calls taken
         self._epoch_reset()
 
     def _epoch_reset(self) -> None:
@@ -113,7 +114,6 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         self._per_batch = None   # samples a batch, from the epoch's first call
         self._prev = (-1, 0.0, 0.0)  # the last recorded call's last batch, mean, samples
         self._taken = 0.0        # when calls were last taken
-        self._drain = threading.Lock()
 
     # ---------------------------------------------------------------- training thread
     def on_train_begin(self, logs=None):
@@ -161,8 +161,7 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         changed = syncs is None or syncs[0] != self._seen
         exact = self._exact or self._count_each
         if k and (self._pending or changed or exact):
-            self._lr_at[k - 1] = self._lr()
-            self._count_at[k - 1] = self._count()
+            self._lr_at[k - 1], self._count_at[k - 1] = self._read()
         self._pending = changed or exact or k == 0
         if syncs is not None:  # (a copy made by the read itself changes nothing)
             self._seen = syncs[0]
@@ -173,11 +172,10 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         if not self._in_epoch or self._in_sync or self._mode == "sync" or \
                 not self.watch.active:
             return
-        state = getattr(self._model, "_jax_state", None)
-        if state and "optimizer_variables" in state:
+        if self._training_state():
             self._in_sync = True
             try:
-                self._sync_read = (self._lr(), self._count())
+                self._sync_read = self._read()
             except Exception as e:  # noqa: BLE001 - never raise into the training loop
                 self.watch.fail(e)
             finally:
@@ -189,7 +187,7 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         if self._in_epoch and self._last_read is None and self._mode != "sync" \
                 and self.watch.active:
             try:
-                self._last_read = (self._lr(), self._count())
+                self._last_read = self._read()
             except Exception as e:  # noqa: BLE001
                 self.watch.fail(e)
 
@@ -198,17 +196,10 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         w = self.watch
         if w.active and self._mode != "sync":
             try:
-                state = getattr(self._model, "_jax_state", None)
                 last_read = self._last_read or (
-                    (self._lr(), self._count()) if state and "optimizer_variables" in state
-                    or self._sync_read is None else self._sync_read)
-                with self._drain:
-                    self._move_ended()
-                    if self._means:  # the last call that ended (the state's latest step)
-                        last = max(self._means)
-                        self._lr_at[last], self._count_at[last] = last_read
-                    self._limit = max(self._means) + 1 if self._means else self._done
-                    self._take(logs)
+                    self._read() if self._training_state() or self._sync_read is None
+                    else self._sync_read)
+                self._take_all(logs, last_read)
             except Exception as e:  # noqa: BLE001
                 w.fail(e)
         if w.active and logs is not None and w.diagnosis_ is not None:
@@ -236,17 +227,23 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
             while self._step - self._fit_start[0] + len(self._means) + len(self._ended) \
                     < calls and time.perf_counter() < wait_until:
                 time.sleep(0.001)
+        self._take_all(None)
+
+    def _take_all(self, logs, last_read=None) -> None:
+        """Take every call ended and record them all, the last that ended with
+        ``last_read`` (its LR and samples counted, read from the state's latest step)."""
         with self._drain:
             self._move_ended()
-            if self._means:
-                self._limit = max(self._means) + 1
-                self._take(None)
+            last = max(self._means, default=None)
+            if last is not None and last_read is not None:
+                self._lr_at[last], self._count_at[last] = last_read
+            self._limit = self._done if last is None else last + 1
+            self._take(logs)
 
     def _iterations(self):
         """The optimizer's steps so far (its variable: read when the state is copied back,
         before a fit and after), or None where it cannot be read."""
-        outer = getattr(self._model, "optimizer", None)
-        count = getattr(getattr(outer, "inner_optimizer", outer), "_iterations", None)
+        count = getattr(_inner(getattr(self._model, "optimizer", None)), "_iterations", None)
         if count is None or getattr(count, "_value", 0) is None:
             return None
         return int(_keras.ops.convert_to_numpy(count.value))
@@ -330,7 +327,7 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
                 lr = lr_now if type(lr_now) is not _Count else \
                     _Count(lr_now.count + end - prev_end, lr_now.schedule)
             n = self._samples(end, count_at.pop(j, None), prev_end, prev_n)
-            loss = (n * mean - prev_n * prev_mean) / (n - prev_n) if n > prev_n else mean
+            loss = _recovered(n, mean, prev_n, prev_mean)
             prev_end, prev_mean, prev_n, lr_now = end, mean, n, lr
             d = update(step, loss, lr)
             step += 1
@@ -339,10 +336,7 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
                 stop = True
         self._done, self._step, self._lr_now = j, step, lr_now
         self._prev = (prev_end, prev_mean, prev_n)
-        if w.diagnosis_ is not before and logs is not None:
-            logs["lrdoctor_verdict_code"] = w.verdict_code
-        if stop:
-            self._model.stop_training = True
+        self._report(before, stop, logs)
 
     def _samples(self, end: int, counted, prev_end: int, prev_n: float) -> float:
         """The samples Keras' running mean counts up to batch ``end`` of the epoch: as read
@@ -371,10 +365,15 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         prev_end, prev_mean, prev_n = self._prev
         n = self._samples(end, counted, prev_end, prev_n)
         self._prev = (end, mean, n)
-        loss = (n * mean - prev_n * prev_mean) / (n - prev_n) if n > prev_n else mean
         before = w.diagnosis_
-        stop = w.record(self._step, loss, lr)
+        stop = w.record(self._step, _recovered(n, mean, prev_n, prev_mean), lr)
         self._step += 1
+        self._report(before, stop, logs)
+
+    def _report(self, before, stop: bool, logs) -> None:
+        """After recording: the verdict code into the batch's ``logs`` if a re-diagnosis
+        came (the latest diagnosis is not ``before``), and the stop if one was called."""
+        w = self.watch
         if w.diagnosis_ is not before and logs is not None:
             logs["lrdoctor_verdict_code"] = w.verdict_code
         if stop:
@@ -389,7 +388,7 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         ``_jax_state``; where they are not, the public way, as slow as before.)"""
         model = self._model  # not self.model: on JAX that copies the state back
         outer = model.optimizer
-        opt = getattr(outer, "inner_optimizer", outer)
+        opt = _inner(outer)
         lr = getattr(opt, "_learning_rate", None)
         if lr is not self._lr_obj or lr is None:
             self._locate(outer, opt, lr)
@@ -398,15 +397,25 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
             # the step's output (its input buffers are donated to the next step: read now)
             value = np.asarray(state["optimizer_variables"][self._slot]).item()
             return value if self._schedule is None else _Count(value, self._schedule)
-        # elsewhere: the variables themselves, read now (on JAX, copied back first when
-        # the state is on the device: self.model does)
-        outer = (self.model if state else model).optimizer
-        opt = getattr(outer, "inner_optimizer", outer)
+        # elsewhere: the variables themselves, read now (on JAX, with the state on the
+        # device, copied back into them first, as self.model does)
+        if state:
+            model.jax_state_sync()
         if self._schedule is not None:  # the count the step used (not .iterations, which
             count = getattr(opt, "_iterations", None)  # gradient accumulation divides)
             return float(self._schedule(max((opt.iterations if count is None else count) - 1,
                                             0)))
         return float(opt.learning_rate)
+
+    def _read(self) -> tuple:
+        """(LR, samples counted) of the latest step."""
+        return self._lr(), self._count()
+
+    def _training_state(self):
+        """The model's device state as a training step left it (an evaluate() leaves
+        none, or its own, without the optimizer's), else None."""
+        state = getattr(self._model, "_jax_state", None)
+        return state if state and "optimizer_variables" in state else None
 
     def _count(self):
         """The samples Keras' loss tracker has counted in the epoch up to the latest step,
@@ -430,6 +439,17 @@ class KerasCallback(Adapter, _keras.callbacks.Callback):
         # read at every call where a schedule's step count cannot be carried on: it stands
         # still at a step a LossScaleOptimizer skips, and is not found in the state
         self._exact = schedule and (self._slot is None or opt is not outer)
+
+
+def _inner(optimizer):
+    """The optimizer that steps: a ``LossScaleOptimizer``'s inner one, else itself."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def _recovered(n: float, mean: float, prev_n: float, prev_mean: float) -> float:
+    """A call's own mean loss from Keras' running means of the epoch before it
+    (``prev_mean`` over ``prev_n`` samples) and after it (``mean`` over ``n``)."""
+    return (n * mean - prev_n * prev_mean) / (n - prev_n) if n > prev_n else mean
 
 
 def _count_syncs(model, listener) -> list:
